@@ -1,0 +1,1 @@
+"""Driver domains: they reach devices only through registers, rings or device objects."""

@@ -1,0 +1,76 @@
+"""membdev: RedLeaf's in-memory block device driver, in both tiers.
+
+The blocks live in a :class:`MemDisk` *device* that the kernel owns and the
+domain claims at create time, so they survive a crash of the driver (as
+RedLeaf's memdisk survives a membdev restart): a shadow can re-create the
+driver and no acknowledged write is lost.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from redleaf_nb.interfaces.bdev import BSIZE, BDev
+from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel.proxy import CURRENT
+
+
+class MemDisk:
+    """A RAM disk device: ``nblocks`` blocks of 4 KiB."""
+
+    def __init__(self, nblocks: int):
+        self.blocks = np.zeros((nblocks, BSIZE), np.uint8)
+
+
+@njit(cache=True)
+def jit_read(k, disk, block, data):
+    """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
+    if block >= disk.shape[0]:
+        raise IndexError("block out of range")
+    hp.data_view(k.heap, data, k.ctl[CURRENT], True)[:] = disk[block]
+    return data
+
+
+@njit(cache=True)
+def jit_write(k, disk, block, data):
+    """Jitted ``BDev.write`` of a borrowed block."""
+    if block >= disk.shape[0]:
+        raise IndexError("block out of range")
+    disk[block] = hp.data_view(k.heap, data, k.ctl[CURRENT], False)
+
+
+@njit(cache=True)
+def jit_nblocks(k, disk):
+    return np.uint32(disk.shape[0])
+
+
+class MemBDev(BDev):
+    """A block device over the kernel's ``memdisk`` device."""
+
+    jit_methods = {"read": jit_read, "write": jit_write, "nblocks": jit_nblocks}
+
+    def create_bdev(self, nblocks):
+        self.disk = self.domain.claim_device("memdisk")
+        if self.disk.blocks.shape[0] < nblocks:
+            raise ValueError(f"memdisk has {self.disk.blocks.shape[0]} blocks, "
+                             f"not {nblocks}")
+        self.nblk = int(nblocks)
+
+    def jit_state(self):
+        return self.disk.blocks[:self.nblk]
+
+    def _check(self, block):
+        if block >= self.nblk:
+            raise IndexError(f"block {block} out of range (device has {self.nblk})")
+
+    def read(self, block, data):
+        self._check(block)
+        data.set(self.disk.blocks[block])
+        return data
+
+    def write(self, block, data):
+        self._check(block)
+        self.disk.blocks[block] = data.get()
+
+    def nblocks(self):
+        return self.nblk

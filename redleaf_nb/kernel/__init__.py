@@ -1,0 +1,1 @@
+"""The trusted core of redleaf-nb: exchange heap, types, IDL, proxies, domains."""

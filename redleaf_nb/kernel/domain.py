@@ -1,0 +1,308 @@
+"""Domains and the kernel that creates, names, crashes and reclaims them.
+
+A domain is an instance of a class that implements an interface, plus its
+private state. The kernel creates it through the interface's ``@create``
+method (run inside the new domain), registers its proxy in a name service,
+and on a crash or termination marks it dead, reclaims everything it owned
+(exchange-heap objects, claimed devices) and lets its private state go.
+Threads still inside a dead domain are unwound at their next proxy
+boundary, to the continuation of the call that entered it.
+"""
+from __future__ import annotations
+
+import numba
+import pandas as pd
+
+from . import heap as hp
+from . import proxy as px
+from .idl import Interface, jit_proxy
+from .rref import DomainHeap, Handle, wrap
+from .types import UNIT, BorrowType, RRefType, exchangeable
+
+
+class InjectedFault(RuntimeError):
+    """The panic raised inside a domain by :meth:`Kernel.inject_crash`."""
+
+
+class DomainCreateError(RuntimeError):
+    """A domain's ``@create`` method panicked; the half-made domain was reclaimed."""
+
+
+class Domain:
+    """One domain: identity, implementation instance, lifecycle state."""
+
+    def __init__(self, kernel: "Kernel", id: int, name: str, impl_cls=None,
+                 factory=None, create_args: dict | None = None):
+        self.kernel = kernel
+        self.id = id
+        self.name = name
+        self.impl_cls = impl_cls
+        self.iface = impl_cls.declared() if impl_cls else None
+        self.factory = factory
+        self.create_args = create_args or {}
+        self.impl = None
+        self.jit_state = None
+        self.crash_reason: str | None = None
+        self.devices: set[str] = set()
+        self._faults: dict[str, int] = {}
+
+    @property
+    def state(self) -> str:
+        return px.STATE_NAMES[int(self.kernel.arrays.domains[self.id])]
+
+    @property
+    def alive(self) -> bool:
+        return self.kernel.arrays.domains[self.id] == px.ALIVE
+
+    @property
+    def heap(self) -> DomainHeap:
+        """The exchange heap, allocating for the domain that runs the code."""
+        return self.kernel.domain_heap
+
+    def lookup(self, name: str):
+        return self.kernel.lookup(name)
+
+    def claim_device(self, name: str):
+        return self.kernel.claim_device(self, name)
+
+    def fault_point(self, method: str) -> None:
+        """Called by proxies inside the callee: fires an injected crash."""
+        left = self._faults.get(method)
+        if left is None:
+            return
+        if left > 0:
+            self._faults[method] = left - 1
+            return
+        del self._faults[method]
+        raise InjectedFault(f"injected crash in {self.name}.{method}")
+
+    def __repr__(self):
+        return f"<Domain {self.id} '{self.name}' {self.state}>"
+
+
+class Kernel:
+    """The trusted core: exchange heap, domains, name service, devices.
+
+    Code run directly (a notebook cell) runs as the built-in ``init`` domain.
+    """
+
+    def __init__(self, heap_bytes: int = 64 << 20, max_objects: int = 1 << 16,
+                 max_domains: int = 256):
+        self.heap = hp.ExchangeHeap(heap_bytes, max_objects, max_domains)
+        self.arrays = px.new_kernel_arrays(self.heap.h)
+        self.calls = px.CallRuntime(self)
+        self.domain_heap = DomainHeap(self.heap, lambda: self.calls.current().id)
+        self._domains: dict[int, Domain] = {}
+        self._names: dict[str, px.Proxy] = {}
+        self._devices: dict[str, list] = {}  # name -> [device, owner domain id or None]
+        self.init = self._new_domain("init")
+
+    # -- creation --
+    def _new_domain(self, name: str, impl_cls=None, factory=None, args=None) -> Domain:
+        did = len(self._domains) + 1  # ids are never reused; 0 means "in a container"
+        if did >= len(self.arrays.domains):
+            raise RuntimeError(f"no more domain ids: this kernel allows "
+                               f"{len(self.arrays.domains) - 1} domains (max_domains)")
+        d = Domain(self, did, name, impl_cls, factory, args)
+        self._domains[did] = d
+        self.arrays.domains[did] = px.ALIVE
+        self.heap.names[did] = name
+        return d
+
+    def create(self, name: str, impl_cls: type, *, factory: str | None = None, **args):
+        """Create a domain from an implementation class; returns its proxy.
+
+        ``args`` are the parameters of the interface's ``@create`` method;
+        they are checked like any cross-domain call's arguments.
+        """
+        if not (isinstance(impl_cls, type) and issubclass(impl_cls, Interface)
+                and Interface not in impl_cls.__bases__ and impl_cls is not Interface):
+            raise TypeError(f"create '{name}': {impl_cls!r} is not a class implementing an "
+                            "interface (class MyDomain(SomeInterface): ...)")
+        if name in self._names and self._names[name].domain.alive:
+            raise ValueError(f"create '{name}': a live domain already has that name")
+        iface = impl_cls.declared()
+        method = self._factory(iface, factory)
+        return self._start(name, impl_cls, method, args)
+
+    def _factory(self, iface, factory):
+        creates = iface.__creates__
+        if factory is None:
+            if len(creates) > 1:
+                raise TypeError(f"{iface.__name__} has several @create methods "
+                                f"({', '.join(creates)}): pass factory=")
+            return next(iter(creates.values()), None)
+        if factory not in creates:
+            raise TypeError(f"{iface.__name__} has no @create method '{factory}' "
+                            f"(it has: {', '.join(creates) or 'none'})")
+        return creates[factory]
+
+    def _start(self, name, impl_cls, method, args):
+        iface = impl_cls.declared()
+        params = method.params if method else ()
+        where = method.qualname if method else f"create {iface.__name__}"
+        missing = [p.name for p in params if p.name not in args]
+        extra = sorted(set(args) - {p.name for p in params})
+        if missing or extra:
+            raise TypeError(f"{where}: " + "; ".join(
+                ([f"missing argument(s) {', '.join(map(repr, missing))}"] if missing else []) +
+                ([f"unexpected argument(s) {', '.join(map(repr, extra))}"] if extra else [])))
+        caller = self.calls.current()
+        checked = self.calls.check_args(caller, where, tuple((p.name, p.type, args[p.name])
+                                                             for p in params))
+        dom = self._new_domain(name, impl_cls, method.name if method else None, dict(args))
+        cont = self.calls.push(caller, dom, where)
+        moved = [self.calls.lend(cont, p.type, v) if isinstance(p.type, BorrowType)
+                 else self.calls.move_in(cont, p.type, v) for p, v in zip(params, checked)]
+        try:
+            impl = impl_cls.__new__(impl_cls)
+            impl.domain = dom
+            dom.impl = impl
+            impl.__init__()
+            if method:
+                getattr(impl, method.name)(*moved)
+            dom.jit_state = impl.jit_state() if hasattr(impl, "jit_state") else None
+        except (Exception, px.DomainUnwind) as panic:
+            err = self.calls.unwind(cont, panic)
+            raise DomainCreateError(f"{where} panicked while creating '{name}': {panic!r}; "
+                                    "the domain was reclaimed") from err
+        self.calls.finish(cont, UNIT, None)
+        proxy = iface.__proxy_class__(self, dom)
+        self._names[name] = proxy
+        return proxy
+
+    def recreate(self, name: str):
+        """Create a fresh instance of a dead domain with its original arguments
+        (a shadow's restart: the same setup replayed)."""
+        old = self._domain(name)
+        if old.alive:
+            raise ValueError(f"recreate '{name}': the domain is alive")
+        if any(isinstance(v, Handle) for v in old.create_args.values()):
+            raise ValueError(f"recreate '{name}': its create arguments included RRefs, which "
+                             "moved into the dead domain and were reclaimed")
+        iface = old.impl_cls.declared()
+        method = iface.__creates__.get(old.factory) if old.factory else None
+        return self._start(name, old.impl_cls, method, old.create_args)
+
+    # -- the name service --
+    def register(self, name: str, proxy: px.Proxy) -> None:
+        if not isinstance(proxy, px.Proxy):
+            raise TypeError(f"register '{name}': only proxies can be registered")
+        self._names[name] = proxy
+
+    def lookup(self, name: str) -> px.Proxy:
+        try:
+            return self._names[name]
+        except KeyError:
+            raise KeyError(f"no domain named '{name}' (known: {', '.join(self._names)})") from None
+
+    def _domain(self, name_or_proxy) -> Domain:
+        if isinstance(name_or_proxy, px.Proxy):
+            return name_or_proxy.domain
+        if isinstance(name_or_proxy, Domain):
+            return name_or_proxy
+        return self.lookup(name_or_proxy).domain
+
+    # -- failure --
+    def crash(self, name, reason: str = "crashed on request") -> None:
+        """Crash a domain now: mark it, reclaim all it owned. Idempotent."""
+        self._kill(self._domain(name), px.CRASHED, reason)
+
+    def terminate(self, name) -> None:
+        """Terminate a domain cleanly: the same reclamation as a crash."""
+        self._kill(self._domain(name), px.TERMINATED, "terminated")
+
+    def _kill(self, dom: Domain, state: int, reason: str) -> None:
+        if dom is self.init:
+            raise ValueError("the init domain cannot be crashed or terminated")
+        if not dom.alive:
+            return
+        self.arrays.domains[dom.id] = state
+        dom.crash_reason = reason
+        self.reclaim(dom)
+        dom.impl = None  # the private heap goes with the domain
+
+    def reclaim(self, dom: Domain) -> int:
+        """Free every heap object and device a (dead) domain owns; objects freed."""
+        n = hp.reclaim(self.heap.h, dom.id)
+        for dev in list(dom.devices):
+            self._devices[dev][1] = None
+        dom.devices.clear()
+        return n
+
+    def inject_crash(self, name, on_call: str, after: int = 0) -> None:
+        """Make a domain panic inside its next call (after ``after`` calls) of a method."""
+        dom = self._domain(name)
+        if on_call not in dom.iface.__methods__:
+            raise ValueError(f"inject_crash: {dom.iface.__name__} has no method '{on_call}' "
+                             f"(methods: {', '.join(dom.iface.__methods__)})")
+        if not isinstance(after, int) or after < 0:
+            raise ValueError(f"inject_crash: after must be an int >= 0, got {after!r}")
+        dom._faults[on_call] = after
+
+    # -- devices --
+    def add_device(self, name: str, device) -> None:
+        """Make a device (hardware model) available for a domain to claim."""
+        if name in self._devices:
+            raise ValueError(f"device '{name}' already exists")
+        self._devices[name] = [device, None]
+
+    def claim_device(self, dom: Domain, name: str):
+        if name not in self._devices:
+            raise KeyError(f"no device named '{name}'")
+        dev, owner = self._devices[name]
+        if owner is not None and owner != dom.id:
+            raise PermissionError(f"device '{name}' is claimed by domain "
+                                  f"'{self._domains[owner].name}'")
+        self._devices[name][1] = dom.id
+        dom.devices.add(name)
+        return dev
+
+    # -- the jitted tier --
+    def jit_call(self, proxy: px.Proxy, method: str, *args):
+        """Call ``method`` through its jitted proxy; returns (status, result).
+
+        RRef arguments may be given as handle objects or raw handles; the
+        callee's class supplies ``jit_methods`` (name -> ``@njit`` function
+        ``impl(k, state, *args)``) and ``jit_state()``.
+        """
+        dom = proxy.domain
+        impl = dom.impl_cls.jit_methods[method]
+        state = dom.jit_state  # kept after death, as a jitted caller would keep it
+        fn, _ = jit_proxy(dom.iface, method, numba.typeof(self.arrays), numba.typeof(state))
+        self.arrays.ctl[px.CURRENT] = self.calls.current().id
+        self.arrays.ctl[px.DEPTH] = 0
+        raw = [a.handle if isinstance(a, Handle) else a for a in args]
+        try:
+            return fn(self.arrays, dom.id, impl, state, *raw)
+        finally:
+            self._settle_jitted_deaths(f"panic in jitted {dom.iface.__name__}.{method}")
+
+    def _settle_jitted_deaths(self, reason: str) -> None:
+        """Finish the Python-side part of crashes the jitted tier recorded
+        (its kernels already marked the domain and reclaimed its heap objects)."""
+        for d in self._domains.values():
+            if not d.alive and d.impl is not None:
+                d.crash_reason = reason
+                self.reclaim(d)
+                d.impl = None
+
+    # -- inspection --
+    def new(self, t, value=None) -> Handle:
+        """Allocate in the exchange heap as the running domain (init at top level)."""
+        return self.domain_heap.new(t, value)
+
+    def wrap(self, handle: int, t) -> Handle:
+        """A Python-tier handle object for a raw handle (e.g. from the jitted tier)."""
+        t = exchangeable(t)
+        return wrap(self.domain_heap, handle, RRefType(t) if t.plain else t)
+
+    def domains(self) -> pd.DataFrame:
+        """Every domain with its state and what it owns in the exchange heap."""
+        acct = self.heap.h.acct
+        return pd.DataFrame([(d.id, d.name, d.iface.__name__ if d.iface else "-", d.state,
+                              int(acct[d.id, 0]), int(acct[d.id, 1]),
+                              ", ".join(sorted(d.devices)), d.crash_reason or "")
+                             for d in self._domains.values()],
+                            columns=["id", "name", "interface", "state", "objects", "bytes",
+                                     "devices", "reason"])

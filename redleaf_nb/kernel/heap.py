@@ -1,0 +1,586 @@
+"""The exchange heap: one numpy arena plus per-slot metadata, with jitted ops.
+
+Every object shared between domains lives here. Its metadata (owner domain,
+generation, type, size, borrows, ...) is kept out of line in ``meta``, as in
+RedLeaf's kernel heap, so that moving ownership is a metadata write and
+reclaiming a crashed domain is one scan of ``meta``.
+
+A *handle* is one int64: ``(generation << 32) | slot``. Freeing or moving an
+object bumps its generation, so every older handle becomes stale and is
+refused. Handle 0 is never valid (generations start at 1): it means "none".
+
+The ``@njit`` kernels below are the only code that changes heap state; the
+Python tier (:class:`ExchangeHeap`, :mod:`rref`) calls the very same kernels
+and turns their negative error codes into rich exceptions. Memory comes from
+power-of-two size classes with a free list each, carved from a bump pointer:
+O(1) alloc and free; memory freed in one class is reused by that class only.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from .types import HeapType
+
+# meta columns
+STATE, GEN, OWNER, TYPE, OFFSET, SIZE, SCLASS, BORROWS, BORROWER, PARENT, \
+    CHILD_OFF, NCHILD, CHILD_TYPE = range(13)
+META_COLUMNS = ("state", "generation", "owner", "type_id", "offset", "size", "size_class",
+                "borrows", "borrower", "parent", "child_off", "nchild", "child_type")
+FREE, LIVE = 0, 1
+# ctl words
+BUMP, FREE_TOP, LIVE_OBJECTS, LIVE_BYTES = range(4)
+# owner id of an object held inside a container (RedLeaf uses domain id 0 too)
+CONTAINED = 0
+NCLASSES = 40
+MIN_CHUNK = 8
+SLOT_MASK = 0xFFFFFFFF
+
+# error codes returned by the kernels (all negative)
+E_STALE, E_FOREIGN, E_EXHAUSTED, E_NO_SLOTS, E_BORROWED, E_NOT_BORROWED, \
+    E_FULL, E_INDEX, E_TYPE, E_READONLY = range(-1, -11, -1)
+
+
+class HeapArrays(NamedTuple):
+    """All heap state, as arrays, handed to every jitted kernel."""
+
+    meta: np.ndarray         # (slots, 13) int64
+    arena: np.ndarray        # uint8 bytes
+    words: np.ndarray        # the same bytes as int64 words (handles inside containers)
+    ctl: np.ndarray          # int64[4]: bump, free slots, live objects, live bytes
+    free_slots: np.ndarray   # int64 stack of free slot numbers
+    class_heads: np.ndarray  # int64[NCLASSES]: head offset of each size class's free list
+    acct: np.ndarray         # (domains, 2) int64: live objects and bytes per owner id
+
+
+def new_heap_arrays(capacity: int, max_objects: int, max_domains: int) -> HeapArrays:
+    """Fresh, empty heap state."""
+    capacity = (capacity + MIN_CHUNK - 1) // MIN_CHUNK * MIN_CHUNK
+    arena = np.zeros(capacity, np.uint8)
+    meta = np.zeros((max_objects, len(META_COLUMNS)), np.int64)
+    meta[:, GEN] = 1
+    meta[:, PARENT] = -1
+    free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)  # slot 0 popped first
+    ctl = np.zeros(4, np.int64)
+    ctl[FREE_TOP] = max_objects
+    return HeapArrays(meta, arena, arena.view(np.int64), ctl, free_slots,
+                      np.full(NCLASSES, -1, np.int64), np.zeros((max_domains, 2), np.int64))
+
+
+# --- jitted kernels ----------------------------------------------------------
+
+@njit(cache=True)
+def make_handle(slot, gen):
+    return (gen << 32) | slot
+
+
+@njit(cache=True)
+def slot_of(h, handle):
+    """The slot a live handle names, or E_STALE."""
+    slot = handle & SLOT_MASK
+    if handle <= 0 or slot >= h.meta.shape[0]:
+        return E_STALE
+    if h.meta[slot, STATE] != LIVE or h.meta[slot, GEN] != handle >> 32:
+        return E_STALE
+    return slot
+
+
+@njit(cache=True)
+def check_read(h, handle, caller):
+    """Slot, if ``caller`` owns the object or currently borrows it."""
+    slot = slot_of(h, handle)
+    if slot < 0:
+        return slot
+    if h.meta[slot, OWNER] == caller:
+        return slot
+    if h.meta[slot, BORROWS] > 0 and h.meta[slot, BORROWER] == caller:
+        return slot
+    return E_FOREIGN
+
+
+@njit(cache=True)
+def check_write(h, handle, caller):
+    """Slot, if ``caller`` owns the object and has not lent it out."""
+    slot = slot_of(h, handle)
+    if slot < 0:
+        return slot
+    if h.meta[slot, OWNER] != caller:
+        if h.meta[slot, BORROWS] > 0 and h.meta[slot, BORROWER] == caller:
+            return E_READONLY
+        return E_FOREIGN
+    if h.meta[slot, BORROWS] > 0:
+        return E_BORROWED
+    return slot
+
+
+@njit(cache=True)
+def size_class(size):
+    c = 0
+    while (MIN_CHUNK << c) < size:
+        c += 1
+    return c
+
+
+@njit(cache=True)
+def alloc(h, owner, type_id, size, child_off, nchild, child_type):
+    """Allocate a zeroed object owned by ``owner``; its handle, or an error."""
+    if h.ctl[FREE_TOP] == 0:
+        return E_NO_SLOTS
+    c = size_class(size)
+    off = h.class_heads[c]
+    if off >= 0:
+        h.class_heads[c] = h.words[off >> 3]
+    else:
+        off = h.ctl[BUMP]
+        if off + (MIN_CHUNK << c) > h.arena.shape[0]:
+            return E_EXHAUSTED
+        h.ctl[BUMP] = off + (MIN_CHUNK << c)
+    h.ctl[FREE_TOP] -= 1
+    slot = h.free_slots[h.ctl[FREE_TOP]]
+    h.arena[off:off + max(size, MIN_CHUNK)] = 0
+    m = h.meta
+    m[slot, STATE] = LIVE
+    m[slot, OWNER] = owner
+    m[slot, TYPE] = type_id
+    m[slot, OFFSET] = off
+    m[slot, SIZE] = size
+    m[slot, SCLASS] = c
+    m[slot, BORROWS] = 0
+    m[slot, BORROWER] = 0
+    m[slot, PARENT] = -1
+    m[slot, CHILD_OFF] = child_off
+    m[slot, NCHILD] = nchild
+    m[slot, CHILD_TYPE] = child_type
+    h.acct[owner, 0] += 1
+    h.acct[owner, 1] += size
+    h.ctl[LIVE_OBJECTS] += 1
+    h.ctl[LIVE_BYTES] += size
+    return make_handle(slot, m[slot, GEN])
+
+
+@njit(cache=True)
+def _bump_generation(h, slot):
+    g = h.meta[slot, GEN] + 1
+    h.meta[slot, GEN] = 1 if g >= (1 << 31) else g
+    return make_handle(slot, h.meta[slot, GEN])
+
+
+@njit(cache=True)
+def _transfer(h, slot, new_owner):
+    """Move the accounting and ownership of ``slot``; return its new handle."""
+    m = h.meta
+    old = m[slot, OWNER]
+    h.acct[old, 0] -= 1
+    h.acct[old, 1] -= m[slot, SIZE]
+    h.acct[new_owner, 0] += 1
+    h.acct[new_owner, 1] += m[slot, SIZE]
+    m[slot, OWNER] = new_owner
+    return _bump_generation(h, slot)
+
+
+@njit(cache=True)
+def _release_slot(h, slot):
+    m = h.meta
+    off = m[slot, OFFSET]
+    c = m[slot, SCLASS]
+    h.words[off >> 3] = h.class_heads[c]
+    h.class_heads[c] = off
+    owner = m[slot, OWNER]
+    h.acct[owner, 0] -= 1
+    h.acct[owner, 1] -= m[slot, SIZE]
+    h.ctl[LIVE_OBJECTS] -= 1
+    h.ctl[LIVE_BYTES] -= m[slot, SIZE]
+    m[slot, STATE] = FREE
+    m[slot, BORROWS] = 0
+    m[slot, PARENT] = -1
+    _bump_generation(h, slot)
+    h.free_slots[h.ctl[FREE_TOP]] = slot
+    h.ctl[FREE_TOP] += 1
+
+
+@njit(cache=True)
+def _child_base(h, slot):
+    return (h.meta[slot, OFFSET] + h.meta[slot, CHILD_OFF]) >> 3
+
+
+@njit(cache=True)
+def _free_tree(h, slot):
+    """Free an object and the RRefs it holds (RedLeaf's recursive drop)."""
+    base = _child_base(h, slot)
+    for i in range(h.meta[slot, NCHILD]):
+        child = h.words[base + i]
+        if child != 0:
+            _release_slot(h, child & SLOT_MASK)
+    _release_slot(h, slot)
+
+
+@njit(cache=True)
+def free(h, handle, caller):
+    """Drop an object ``caller`` owns (and its contents); 0 or an error."""
+    slot = check_write(h, handle, caller)
+    if slot < 0:
+        return slot
+    _free_tree(h, slot)
+    return 0
+
+
+@njit(cache=True)
+def move(h, handle, caller, new_owner):
+    """Give an object to ``new_owner``; the new handle (the old one goes stale)."""
+    slot = check_write(h, handle, caller)
+    if slot < 0:
+        return slot
+    return _transfer(h, slot, new_owner)
+
+
+@njit(cache=True)
+def borrow(h, handle, caller, borrower):
+    """Lend an object to ``borrower``; returns the previous borrower (0: none)."""
+    slot = check_read(h, handle, caller)
+    if slot < 0:
+        return slot
+    prev = h.meta[slot, BORROWER]
+    h.meta[slot, BORROWS] += 1
+    h.meta[slot, BORROWER] = borrower
+    return prev
+
+
+@njit(cache=True)
+def release(h, handle, prev_borrower):
+    """End a borrow, restoring the previous borrower; 0 or an error.
+
+    A handle gone stale meanwhile (its owner crashed and was reclaimed) is
+    reported, not fatal: the proxy that lent it ignores that case.
+    """
+    slot = slot_of(h, handle)
+    if slot < 0:
+        return slot
+    if h.meta[slot, BORROWS] == 0:
+        return E_NOT_BORROWED
+    h.meta[slot, BORROWS] -= 1
+    h.meta[slot, BORROWER] = prev_borrower
+    return 0
+
+
+@njit(cache=True)
+def reclaim(h, domain):
+    """Free every object ``domain`` owns (and their contents); how many."""
+    n = 0
+    for slot in range(h.meta.shape[0]):
+        if h.meta[slot, STATE] == LIVE and h.meta[slot, OWNER] == domain:
+            n += 1 + _live_children(h, slot)
+            _free_tree(h, slot)
+    return n
+
+
+@njit(cache=True)
+def _live_children(h, slot):
+    base = _child_base(h, slot)
+    n = 0
+    for i in range(h.meta[slot, NCHILD]):
+        if h.words[base + i] != 0:
+            n += 1
+    return n
+
+
+# --- containers: RRefArray and RRefDeque -------------------------------------
+
+@njit(cache=True)
+def _adopt(h, container, child, caller):
+    """Move ``child`` into ``container``; the handle to store, or an error."""
+    cslot = check_write(h, child, caller)
+    if cslot < 0:
+        return cslot
+    if h.meta[cslot, TYPE] != h.meta[container, CHILD_TYPE]:
+        return E_TYPE
+    h.meta[cslot, PARENT] = container
+    return _transfer(h, cslot, CONTAINED)
+
+
+@njit(cache=True)
+def _disown(h, child, caller):
+    """Take a stored child out of its container, for ``caller``."""
+    cslot = child & SLOT_MASK
+    h.meta[cslot, PARENT] = -1
+    return _transfer(h, cslot, caller)
+
+
+@njit(cache=True)
+def array_put(h, arr, caller, i, child):
+    """Store ``child`` at ``i``; returns the child it replaced (now the caller's) or 0."""
+    slot = check_write(h, arr, caller)
+    if slot < 0:
+        return slot
+    if i < 0 or i >= h.meta[slot, NCHILD]:
+        return E_INDEX
+    stored = _adopt(h, slot, child, caller)
+    if stored < 0:
+        return stored
+    w = _child_base(h, slot) + i
+    old = h.words[w]
+    h.words[w] = stored
+    return _disown(h, old, caller) if old != 0 else 0
+
+
+@njit(cache=True)
+def array_take(h, arr, caller, i):
+    """Take the child at ``i`` (now the caller's); 0 if the slot is empty."""
+    slot = check_write(h, arr, caller)
+    if slot < 0:
+        return slot
+    if i < 0 or i >= h.meta[slot, NCHILD]:
+        return E_INDEX
+    w = _child_base(h, slot) + i
+    old = h.words[w]
+    h.words[w] = 0
+    return _disown(h, old, caller) if old != 0 else 0
+
+
+@njit(cache=True)
+def array_peek(h, arr, caller, i):
+    """The stored handle at ``i`` (0 if empty), for reading in place."""
+    slot = check_read(h, arr, caller)
+    if slot < 0:
+        return slot
+    if i < 0 or i >= h.meta[slot, NCHILD]:
+        return E_INDEX
+    return h.words[_child_base(h, slot) + i]
+
+
+@njit(cache=True)
+def deque_len(h, dq, caller):
+    slot = check_read(h, dq, caller)
+    if slot < 0:
+        return slot
+    return h.words[(h.meta[slot, OFFSET] >> 3) + 2]
+
+
+@njit(cache=True)
+def deque_push_back(h, dq, caller, child):
+    """Append ``child``; 0, or E_FULL (the caller keeps the child)."""
+    slot = check_write(h, dq, caller)
+    if slot < 0:
+        return slot
+    hdr = h.meta[slot, OFFSET] >> 3
+    n = h.meta[slot, NCHILD]
+    if h.words[hdr + 2] == n:
+        return E_FULL
+    stored = _adopt(h, slot, child, caller)
+    if stored < 0:
+        return stored
+    head = h.words[hdr]
+    h.words[_child_base(h, slot) + head] = stored
+    h.words[hdr] = (head + 1) % n
+    h.words[hdr + 2] += 1
+    return 0
+
+
+@njit(cache=True)
+def deque_pop_front(h, dq, caller):
+    """Remove the oldest child (now the caller's); 0 if empty."""
+    slot = check_write(h, dq, caller)
+    if slot < 0:
+        return slot
+    hdr = h.meta[slot, OFFSET] >> 3
+    if h.words[hdr + 2] == 0:
+        return 0
+    tail = h.words[hdr + 1]
+    w = _child_base(h, slot) + tail
+    child = h.words[w]
+    h.words[w] = 0
+    h.words[hdr + 1] = (tail + 1) % h.meta[slot, NCHILD]
+    h.words[hdr + 2] -= 1
+    return _disown(h, child, caller)
+
+
+# --- the Python tier ---------------------------------------------------------
+
+class HeapError(Exception):
+    """A refused heap operation."""
+
+
+class HeapExhausted(HeapError, MemoryError):
+    """The exchange heap has no room (bytes or object slots) for an allocation."""
+
+
+class StaleRRef(HeapError):
+    """A handle used after its object was freed or moved."""
+
+
+class ForeignRRef(HeapError):
+    """A handle used by a domain that neither owns nor borrows its object."""
+
+
+class BorrowError(HeapError):
+    """Writing, moving or freeing an object while it is lent out (or read-only)."""
+
+
+class ContainerError(HeapError):
+    """A bad RRefArray/RRefDeque operation: wrong child type or index."""
+
+
+_ERRORS = {
+    E_STALE: (StaleRRef, "is stale: its object was freed or moved"),
+    E_FOREIGN: (ForeignRRef, "is not owned or borrowed by the caller"),
+    E_BORROWED: (BorrowError, "is lent out: it cannot be written, moved or freed until the "
+                              "borrow ends"),
+    E_READONLY: (BorrowError, "is only borrowed by the caller: borrowed objects are read-only"),
+    E_NOT_BORROWED: (BorrowError, "is not borrowed"),
+    E_INDEX: (ContainerError, "index out of range"),
+    E_TYPE: (ContainerError, "holds children of another type"),
+}
+
+
+class ExchangeHeap:
+    """The Python tier of the exchange heap: typed allocation and rich errors.
+
+    ``names`` maps domain ids to names for messages and accounting.
+    """
+
+    def __init__(self, capacity: int = 64 << 20, max_objects: int = 1 << 16,
+                 max_domains: int = 256):
+        if capacity < MIN_CHUNK or max_objects < 1 or max_domains < 2:
+            raise ValueError("capacity must be >= 8 bytes, max_objects >= 1, max_domains >= 2")
+        self.h = new_heap_arrays(capacity, max_objects, max_domains)
+        self.names: dict[int, str] = {CONTAINED: "(in a container)"}
+        self._types: list[HeapType] = []
+        self._type_ids: dict[HeapType, int] = {}
+
+    # -- types --
+    def type_id(self, t: HeapType) -> int:
+        """The heap's id for a heap type (registered on first use)."""
+        tid = self._type_ids.get(t)
+        if tid is None:
+            if t.child is not None:
+                self.type_id(t.child)
+            tid = self._type_ids[t] = len(self._types)
+            self._types.append(t)
+        return tid
+
+    def type_of(self, tid: int) -> HeapType:
+        return self._types[tid]
+
+    # -- errors --
+    def describe(self, handle: int) -> str:
+        slot, gen = handle & SLOT_MASK, handle >> 32
+        text = f"handle {handle:#x} (slot {slot}, generation {gen}"
+        if slot_of(self.h, handle) < 0:
+            return text + ")"
+        owner = int(self.h.meta[slot, OWNER])
+        return (text + f", {self.type_of(int(self.h.meta[slot, TYPE])).name}, owner "
+                f"'{self.names.get(owner, owner)}')")
+
+    def check(self, code: int, handle: int, caller: int, op: str) -> int:
+        """Raise the rich error for a negative kernel result; else return it."""
+        if code >= 0:
+            return code
+        who = self.names.get(caller, caller)
+        if code == E_EXHAUSTED:
+            raise HeapExhausted(f"{op}: exchange heap exhausted ({self.capacity} bytes, "
+                                f"{self.live_bytes} live, {self.arena_used} carved) for caller '{who}'")
+        if code == E_NO_SLOTS:
+            raise HeapExhausted(f"{op}: exchange heap has no free object slots "
+                                f"({self.h.meta.shape[0]} objects live) for caller '{who}'")
+        cls, what = _ERRORS[code]
+        raise cls(f"{op}: {self.describe(handle)} {what} (caller '{who}')")
+
+    # -- operations (caller ids are domain ids) --
+    def alloc(self, t: HeapType, owner: int) -> int:
+        child = self.type_id(t.child) if t.child is not None else -1
+        h = alloc(self.h, owner, self.type_id(t), t.nbytes, t.child_off, t.nchild, child)
+        return self.check(h, 0, owner, f"alloc {t.name}")
+
+    def view(self, handle: int, caller: int, write: bool = False) -> np.ndarray:
+        """An ``RRef[T]``'s value as a numpy view (0-d for scalars and records).
+
+        The access is checked first: reading needs ownership or a borrow,
+        writing needs ownership and no outstanding borrow.
+        """
+        op = "write" if write else "read"
+        slot = self.check((check_write if write else check_read)(self.h, handle, caller),
+                          handle, caller, op)
+        m = self.h.meta[slot]
+        t = self.type_of(int(m[TYPE]))
+        raw = self.h.arena[m[OFFSET]:m[OFFSET] + m[SIZE]]
+        target = t.target
+        out = (raw.view(target.elem.dtype).reshape(target.shape) if hasattr(target, "shape")
+               else raw.view(target.dtype).reshape(()))
+        out.flags.writeable = write
+        return out
+
+    def slot(self, handle: int, caller: int) -> int:
+        return self.check(check_read(self.h, handle, caller), handle, caller, "access")
+
+    # -- inspection --
+    @property
+    def capacity(self) -> int:
+        return int(self.h.arena.shape[0])
+
+    @property
+    def live_objects(self) -> int:
+        return int(self.h.ctl[LIVE_OBJECTS])
+
+    @property
+    def live_bytes(self) -> int:
+        return int(self.h.ctl[LIVE_BYTES])
+
+    @property
+    def arena_used(self) -> int:
+        return int(self.h.ctl[BUMP])
+
+    def objects(self) -> pd.DataFrame:
+        """Every live object: slot, owner, type, size, borrows, parent."""
+        m = self.h.meta
+        live = np.flatnonzero(m[:, STATE] == LIVE)
+        df = pd.DataFrame(m[live], columns=META_COLUMNS).assign(slot=live)
+        df["owner_name"] = [self.names.get(int(o), int(o)) for o in df.owner]
+        df["type"] = [self.type_of(int(t)).name for t in df.type_id]
+        return df[["slot", "generation", "owner", "owner_name", "type", "size", "borrows",
+                   "parent"]].reset_index(drop=True)
+
+    def accounting(self) -> pd.DataFrame:
+        """Live objects and bytes per owner, as the heap counts them incrementally."""
+        a = self.h.acct
+        rows = [(self.names.get(d, d), d, int(a[d, 0]), int(a[d, 1]))
+                for d in np.flatnonzero(a[:, 0])]
+        return pd.DataFrame(rows, columns=["domain", "id", "objects", "bytes"])
+
+    def check_invariants(self) -> None:
+        """Assert the heap is consistent (used by tests and after crashes)."""
+        m, h = self.h.meta, self.h
+        live = m[:, STATE] == LIVE
+        assert live.sum() == h.ctl[LIVE_OBJECTS], "live-object counter drifted"
+        assert m[live, SIZE].sum() == h.ctl[LIVE_BYTES], "live-byte counter drifted"
+        assert h.ctl[FREE_TOP] + live.sum() == m.shape[0], "slots are lost or double-counted"
+        free_stack = set(h.free_slots[:h.ctl[FREE_TOP]].tolist())
+        assert free_stack.isdisjoint(np.flatnonzero(live).tolist()), "a slot is both free and live"
+        per_owner = np.zeros_like(h.acct)
+        np.add.at(per_owner[:, 0], m[live, OWNER], 1)
+        np.add.at(per_owner[:, 1], m[live, OWNER], m[live, SIZE])
+        assert (per_owner == h.acct).all(), "per-domain accounting disagrees with the objects"
+        # every contained object is referenced by exactly one live container word
+        held = np.flatnonzero(live & (m[:, OWNER] == CONTAINED))
+        refs = {}
+        for c in np.flatnonzero(live & (m[:, NCHILD] > 0)):
+            base = (m[c, OFFSET] + m[c, CHILD_OFF]) >> 3
+            for w in h.words[base:base + m[c, NCHILD]]:
+                if w:
+                    s = int(w) & SLOT_MASK
+                    assert slot_of(h, int(w)) == s, "a container holds a stale handle"
+                    refs[s] = refs.get(s, 0) + 1
+                    assert m[s, PARENT] == c, "a child's parent disagrees with its container"
+        assert sorted(refs) == held.tolist() and all(v == 1 for v in refs.values()), \
+            "a contained object is orphaned or held twice"
+
+
+@njit(cache=True)
+def data_view(h, handle, caller, write):
+    """An object's bytes for jitted domain code; a bad handle is a panic."""
+    slot = check_write(h, handle, caller) if write else check_read(h, handle, caller)
+    if slot < 0:
+        raise ValueError("bad RRef access (stale, foreign or lent handle)")
+    off = h.meta[slot, OFFSET]
+    return h.arena[off:off + h.meta[slot, SIZE]]

@@ -1,0 +1,378 @@
+"""Interfaces and the IDL compiler.
+
+An interface is a Python class of annotated method signatures, like a
+RedLeaf ``#[interface]`` trait. The compiler runs when the class is created:
+it checks every parameter and return type (rejecting non-exchangeable ones
+with an error naming interface, method, parameter and type) and generates
+
+1. a Python-tier proxy class (:class:`proxy.Proxy` subclass), and
+2. the source of jitted proxy functions for the jitted tier.
+
+Both sources are kept readable on purpose: ``show_proxy(BDev)`` prints them,
+because reading a proxy is how one learns what a cross-domain call does.
+
+``@create`` marks a factory method, like RedLeaf's ``#[create]``: its
+parameters are what :meth:`Kernel.create` needs to instantiate a domain,
+and the implementation's version of it runs inside the new domain.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+from numba import njit, types as nbt
+
+from . import proxy as px
+from .types import (BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
+                    OptionalType, Scalar, TupleType, UnitType, exchangeable,
+                    resolve_annotations)
+
+
+class IDLError(TypeError):
+    """An interface declaration the compiler rejects."""
+
+
+def create(fn):
+    """Mark an interface method as the domain's factory (RedLeaf's ``#[create]``)."""
+    fn.__redleaf_create__ = True
+    return fn
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: ExType
+
+    @property
+    def mode(self) -> str:
+        """How the argument crosses: copy, move, borrow or proxy."""
+        if isinstance(self.type, BorrowType):
+            return "borrow"
+        if has_heap(self.type):
+            return "move"
+        return "proxy" if isinstance(self.type, InterfaceType) else "copy"
+
+
+@dataclass(frozen=True)
+class Method:
+    interface: str
+    name: str
+    params: tuple[Param, ...]
+    ret: ExType
+    is_create: bool = False
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.interface}.{self.name}"
+
+    def signature(self) -> str:
+        args = ", ".join(f"{p.name}: {p.type.name}" for p in self.params)
+        return f"{self.qualname}({args}) -> {self.ret.name}"
+
+
+def has_heap(t: ExType) -> bool:
+    """Does a value of type ``t`` carry heap objects whose ownership moves?"""
+    if isinstance(t, HeapType):
+        return True
+    if isinstance(t, OptionalType):
+        return has_heap(t.inner)
+    if isinstance(t, TupleType):
+        return any(has_heap(i) for i in t.items)
+    return False
+
+
+def compile_method(iface: type, fn) -> Method:
+    """Check one method's signature; raise IDLError naming the exact place."""
+    where = f"{iface.__name__}.{fn.__name__}"
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if not params or params[0].name != "self":
+        raise IDLError(f"{where}: the first parameter must be 'self'")
+    globalns = vars(sys.modules[iface.__module__])
+    localns = {iface.__name__: iface}
+    out = []
+    for p in params[1:]:
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            raise IDLError(f"{where}: parameter '{p.name}': *args, **kwargs and keyword-only "
+                           "parameters cannot cross a domain boundary")
+        if p.annotation is p.empty:
+            raise IDLError(f"{where}: parameter '{p.name}' has no type annotation")
+        try:
+            ann = resolve_annotations({p.name: p.annotation}, globalns, localns)[p.name]
+            t = exchangeable(ann)
+        except NotExchangeable as e:
+            raise IDLError(f"{where}: parameter '{p.name}': {e}") from None
+        if isinstance(t, UnitType):
+            raise IDLError(f"{where}: parameter '{p.name}': None is not a parameter type")
+        out.append(Param(p.name, t))
+    if sig.return_annotation is sig.empty:
+        raise IDLError(f"{where}: no return annotation (write '-> None' if it returns nothing)")
+    try:
+        ret = exchangeable(resolve_annotations({"return": sig.return_annotation},
+                                               globalns, localns)["return"])
+    except NotExchangeable as e:
+        raise IDLError(f"{where}: return type: {e}") from None
+    if isinstance(ret, BorrowType):
+        raise IDLError(f"{where}: return type: Borrow is an argument mode, not a result")
+    is_create = getattr(fn, "__redleaf_create__", False)
+    if is_create and not (isinstance(ret, InterfaceType) and ret.name == iface.__name__):
+        raise IDLError(f"{where}: a @create method must return the interface it creates "
+                       f"('{iface.__name__}'), not {ret.name}")
+    return Method(iface.__name__, fn.__name__, tuple(out), ret, is_create)
+
+
+class Interface:
+    """Base class of interface declarations (and, one level down, implementations).
+
+    ``class BDev(Interface)`` declares an interface: it is compiled at once.
+    ``class MemBDev(BDev)`` implements it: every method must be defined.
+    """
+
+    __interface__ = True
+    __methods__: dict[str, Method] = {}
+    __creates__: dict[str, Method] = {}
+    __proxy_class__: type
+    __proxy_source__: str
+    __jit_source__: str
+    domain = None  # set by the kernel on implementation instances
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if Interface in cls.__bases__:
+            _compile_interface(cls)
+        else:
+            _check_implementation(cls)
+
+    @classmethod
+    def declared(cls) -> type:
+        """The interface this class declares or implements."""
+        for c in cls.__mro__:
+            if Interface in c.__bases__:
+                return c
+        raise TypeError(f"{cls.__name__} is not an interface")
+
+    @classmethod
+    def proxy_source(cls, jit: bool = False) -> str:
+        """The code the IDL compiler generated for this interface."""
+        iface = cls.declared()
+        return iface.__jit_source__ if jit else iface.__proxy_source__
+
+
+def _compile_interface(cls):
+    methods, creates = {}, {}
+    for name, fn in vars(cls).items():
+        if name.startswith("_") or not inspect.isfunction(fn):
+            continue
+        m = compile_method(cls, fn)
+        (creates if m.is_create else methods)[name] = m
+    if not methods:
+        raise IDLError(f"{cls.__name__}: an interface needs at least one method")
+    cls.__methods__, cls.__creates__ = methods, creates
+    cls.__proxy_source__ = python_proxy_source(cls.__name__, methods)
+    cls.__jit_source__ = jit_proxy_source(cls.__name__, methods)
+    ns = {"Proxy": px.Proxy, "DomainUnwind": px.DomainUnwind,
+          **{f"P_{m.name}": tuple(p.type for p in m.params) for m in methods.values()},
+          **{f"R_{m.name}": m.ret for m in methods.values()}}
+    exec(compile(cls.__proxy_source__, f"<proxy {cls.__name__}>", "exec"), ns)  # noqa: S102
+    proxy_cls = ns[f"{cls.__name__}Proxy"]
+    proxy_cls.__interface__ = cls
+    cls.__proxy_class__ = proxy_cls
+    cls._jit_cache = {}
+
+
+def _check_implementation(cls):
+    iface = cls.declared()
+    missing = [n for n in list(iface.__methods__) + list(iface.__creates__)
+               if getattr(cls, n) is getattr(iface, n)]
+    if missing:
+        raise TypeError(f"{cls.__name__} implements {iface.__name__} but does not define: "
+                        f"{', '.join(missing)}")
+
+
+# --- code generation: Python tier --------------------------------------------
+
+def python_proxy_source(iface: str, methods: dict[str, Method]) -> str:
+    lines = [f"class {iface}Proxy(Proxy):",
+             f'    """Generated by the redleaf-nb IDL compiler from {iface}. Do not edit."""',
+             "", "    __slots__ = ()", ""]
+    for m in methods.values():
+        names = [p.name for p in m.params]
+        lines += [f"    def {m.name}(self{''.join(', ' + n for n in names)}):",
+                  f'        """{m.signature()}"""',
+                  "        rt, callee = self._kernel.calls, self._domain",
+                  "        # 1. is the callee alive? A dead callee is never entered.",
+                  f"        caller = rt.enter(callee, {m.qualname!r})",
+                  "        if caller is None:",
+                  f"            return rt.refused(callee, {m.qualname!r})"]
+        if names:
+            argspec = ", ".join(f"({n!r}, P_{m.name}[{i}], {n})" for i, n in enumerate(names))
+            lines += ["        # 2. check every argument before anything moves",
+                      f"        {', '.join(names)}, = rt.check_args(caller, {m.qualname!r}, "
+                      f"({argspec},))"]
+        lines += ["        # 3. record the continuation that a panic unwinds to",
+                  f"        cont = rt.push(caller, callee, {m.qualname!r})"]
+        moves = [(i, p) for i, p in enumerate(m.params) if p.mode in ("move", "borrow")]
+        if moves:
+            lines.append("        # 4. ownership: by-value RRefs move to the callee, borrowed "
+                         "ones are lent")
+            for i, p in moves:
+                fn = "lend" if p.mode == "borrow" else "move_in"
+                lines.append(f"        {p.name} = rt.{fn}(cont, P_{m.name}[{i}], {p.name})")
+        lines += ["        # 5. run the callee; any exception in it is its panic",
+                  "        try:",
+                  f"            callee.fault_point({m.name!r})",
+                  f"            ret = callee.impl.{m.name}({', '.join(names)})",
+                  "        except (Exception, DomainUnwind) as panic:",
+                  "            return rt.unwind(cont, panic)",
+                  "        # 6. pop the continuation; returned RRefs move to the caller",
+                  f"        return rt.finish(cont, R_{m.name}, ret)", ""]
+    return "\n".join(lines)
+
+
+# --- code generation: jitted tier --------------------------------------------
+
+class JitUnsupported(TypeError):
+    """A method whose types the jitted tier does not carry (use the Python tier)."""
+
+
+def _jit_arg_type(t: ExType, where: str):
+    if isinstance(t, Scalar):
+        return numba.from_dtype(t.dtype)
+    if isinstance(t, (HeapType, BorrowType)) or (isinstance(t, OptionalType)
+                                                and isinstance(t.inner, HeapType)):
+        return nbt.int64  # a handle; 0 is None
+    raise JitUnsupported(f"{where}: {t.name} is not carried by the jitted tier "
+                         "(scalars, RRef handles, Optional RRefs and tuples of those are)")
+
+
+def _jit_ret_type(t: ExType, where: str):
+    if isinstance(t, UnitType):
+        return nbt.none
+    if isinstance(t, TupleType):
+        return nbt.Tuple(tuple(_jit_arg_type(i, where) for i in t.items))
+    return _jit_arg_type(t, where)
+
+
+def _handle_exprs(t: ExType, expr: str) -> list[str]:
+    """Expressions for the handles inside a jitted value of type ``t``."""
+    if isinstance(t, TupleType):
+        return [e for i, it in enumerate(t.items) for e in _handle_exprs(it, f"{expr}[{i}]")]
+    return [expr] if has_heap(t) else []
+
+
+def jit_proxy_source(iface: str, methods: dict[str, Method]) -> str:
+    lines = [f'"""Jitted proxies generated by the redleaf-nb IDL compiler from {iface}.',
+             "",
+             "Each returns (status, result); status 0 is success (see proxy.RPC_STATUS).",
+             "The callee runs through a function pointer, as RedLeaf calls a Box<dyn Trait>;",
+             'a panic in it is caught here. Do not edit."""',
+             "from redleaf_nb.kernel.heap import check_read, check_write, move, borrow, release",
+             "from redleaf_nb.kernel.proxy import (jit_push, jit_pop, jit_crash, jit_caller_died,",
+             "                                     RPC_OK, RPC_PANIC, RPC_BAD_ARG)", ""]
+    for m in methods.values():
+        names = [p.name for p in m.params]
+        owned = [p.name for p in m.params if p.mode == "move"]
+        lent = [p.name for p in m.params if p.mode == "borrow"]
+        unit = isinstance(m.ret, UnitType)
+        null = "0" if unit or not isinstance(m.ret, TupleType) else \
+            "(" + ", ".join("0" for _ in m.ret.items) + ",)"
+        lines += [f"def {iface}_{m.name}(k, callee, impl, state{''.join(', ' + n for n in names)}):",
+                  f'    """{m.signature()}"""',
+                  "    # 1+3. is the callee alive? record the continuation (caller, callee)",
+                  "    caller = jit_push(k, callee)",
+                  "    if caller < 0:",
+                  f"        return -caller, {null}"]
+        checks = [f"check_write(k.heap, {n}, caller) < 0" for n in owned]
+        checks += [f"check_read(k.heap, {n}, caller) < 0" for n in lent]
+        checks += [f"{a} == {b}" for i, a in enumerate(owned + lent) for b in (owned + lent)[i + 1:]]
+        if checks:
+            lines += ["    # 2. check every RRef argument before anything moves",
+                      f"    if {' or '.join(checks)}:",
+                      "        jit_pop(k, caller)",
+                      f"        return RPC_BAD_ARG, {null}",
+                      "    # 4. by-value RRefs move to the callee; borrowed ones are lent"]
+            lines += [f"    {n} = move(k.heap, {n}, caller, callee)" for n in owned]
+            lines += [f"    lent_{n} = borrow(k.heap, {n}, caller, callee)" for n in lent]
+        releases = [f"release(k.heap, {n}, lent_{n})" for n in lent]
+        lines += ["    # 5. run the callee through its function pointer; a panic unwinds here",
+                  "    try:",
+                  f"        ret = impl(k, state{''.join(', ' + n for n in names)})",
+                  "    except Exception:",
+                  *[f"        {r}" for r in releases],
+                  "        jit_crash(k, callee, caller)",
+                  "        jit_caller_died(k, caller)",
+                  f"        return RPC_PANIC, {null}",
+                  "    # 6. pop the continuation; returned RRefs move to the caller",
+                  "    jit_pop(k, caller)",
+                  *[f"    {r}" for r in releases]]
+        handles = _handle_exprs(m.ret, "ret")
+        if handles and isinstance(m.ret, TupleType):
+            moved = [f"move(k.heap, ret[{i}], callee, caller) if ret[{i}] != 0 else 0"
+                     if has_heap(it) else f"ret[{i}]" for i, it in enumerate(m.ret.items)]
+            lines.append(f"    ret = ({', '.join(moved)},)")
+        elif handles:
+            lines.append("    ret = move(k.heap, ret, callee, caller) if ret != 0 else 0")
+        lines += ["    jit_caller_died(k, caller)",
+                  f"    return RPC_OK, {'0' if unit else 'ret'}", "", ""]
+    return "\n".join(lines)
+
+
+def generated_dir() -> Path:
+    """Where generated jitted proxy modules live (so numba can cache them)."""
+    d = Path(os.environ.get("REDLEAF_NB_CACHE", Path.home() / ".cache" / "redleaf_nb"))
+    d = d / "generated"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _load_generated(iface: type):
+    src = iface.__jit_source__
+    digest = hashlib.sha1(src.encode()).hexdigest()[:12]
+    name = f"redleaf_proxy_{iface.__name__}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = generated_dir() / f"{name}.py"
+    if not path.exists() or path.read_text() != src:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(src)
+        tmp.replace(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def jit_proxy(iface: type, method: str, kernel_type, state_type):
+    """The compiled jitted proxy of ``iface.method`` for a callee state type.
+
+    Also returns the function type the callee's jitted implementation must
+    have: ``impl(k, state, *args) -> result``.
+    """
+    iface = iface.declared()
+    key = (method, kernel_type, state_type)
+    if key not in iface._jit_cache:
+        m = iface.__methods__[method]
+        args = [_jit_arg_type(p.type, f"{m.qualname}: parameter '{p.name}'") for p in m.params]
+        ret = _jit_ret_type(m.ret, f"{m.qualname}: return type")
+        impl_type = nbt.FunctionType(ret(kernel_type, state_type, *args))
+        result = nbt.int64 if ret is nbt.none else ret
+        sig = nbt.Tuple((nbt.int64, result))(kernel_type, nbt.int64, impl_type, state_type, *args)
+        fn = getattr(_load_generated(iface), f"{iface.__name__}_{method}")
+        iface._jit_cache[key] = (njit(sig, cache=True)(fn), impl_type)
+    return iface._jit_cache[key]
+
+
+def show_proxy(iface: type, jit: bool = False) -> None:
+    """Print the generated proxy of an interface (Python tier, or jitted)."""
+    print(iface.proxy_source(jit=jit))
+
+
+__all__ = ["Interface", "IDLError", "create", "show_proxy", "jit_proxy", "Method", "Param",
+           "JitUnsupported"]

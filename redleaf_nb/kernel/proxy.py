@@ -1,0 +1,290 @@
+"""The runtime of a cross-domain call, for both tiers.
+
+The IDL compiler (:mod:`idl`) generates one proxy per interface; the code it
+generates is short because every step of the protocol lives here:
+
+1. check that the callee (and the caller) are alive;
+2. check every argument before anything moves (types, ownership);
+3. record a continuation, so a panic unwinds back to this call;
+4. move by-value ``RRef`` arguments to the callee, lend borrowed ones;
+5. run the callee; a panic (any exception) crashes the callee and becomes
+   an :class:`RpcError` *value* for the caller;
+6. pop the continuation and move returned ``RRef`` s to the caller.
+
+The jitted tier does the same in ``@njit`` kernels over
+:class:`KernelArrays` (status codes instead of exceptions).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from . import heap as hp
+from .rref import Handle, wrap
+from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
+                    RecordType, Scalar, TupleType, UnitType)
+
+# domain states, shared by both tiers (the kernel's ``domains`` array)
+UNUSED, ALIVE, CRASHED, TERMINATED = 0, 1, 2, 3
+STATE_NAMES = {UNUSED: "unused", ALIVE: "alive", CRASHED: "crashed", TERMINATED: "terminated"}
+
+
+class RpcError(Exception):
+    """Returned (not raised) by a proxy when the callee crashed or is dead.
+
+    RedLeaf's ``RpcResult<T>``: check ``isinstance(r, RpcError)``; ``raise r``
+    if you cannot handle it.
+    """
+
+    def __init__(self, domain: str, method: str, reason: str, cause: BaseException | None = None):
+        self.domain, self.method, self.reason, self.cause = domain, method, reason, cause
+        super().__init__(f"{method} on domain '{domain}': {reason}")
+
+
+class DomainUnwind(BaseException):
+    """Unwinds a thread out of a domain that died while the thread was inside.
+
+    A ``BaseException`` so that ``except Exception`` in domain code cannot
+    stop it; the proxy that entered the dead domain turns it into RpcError.
+    """
+
+    def __init__(self, domain_id: int):
+        self.domain_id = domain_id
+        super().__init__(f"unwinding out of dead domain {domain_id}")
+
+
+class Proxy:
+    """Base of generated proxies: a reference to a domain through its interface."""
+
+    __slots__ = ("_kernel", "_domain")
+    __interface__: type
+
+    def __init__(self, kernel, domain):
+        self._kernel = kernel
+        self._domain = domain
+
+    @property
+    def domain(self):
+        return self._domain
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} to domain '{self._domain.name}' "
+                f"({self._domain.state})>")
+
+
+@dataclass
+class Continuation:
+    """Where a panic in ``callee`` unwinds to: this call, in ``caller``."""
+
+    caller: object
+    callee: object
+    method: str
+    lent: list = field(default_factory=list)  # (handle, previous borrower)
+
+
+# --- argument checking and transfer (Python tier) ----------------------------
+
+def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set):
+    """Check ``value`` against ``t`` before anything moves; returns the value
+    to pass (plain data copied and converted), or raises a clear error."""
+    if isinstance(t, BorrowType):
+        return check_value(kernel, t.inner, value, owner, where, set())  # lent twice is fine
+    if isinstance(t, (Scalar, Array, RecordType)):
+        return t.coerce(value, where)
+    if isinstance(t, HeapType):
+        if not isinstance(value, Handle) or value.type != t:
+            raise TypeError(f"{where}: expected {t.name}, got "
+                            f"{value.type.name if isinstance(value, Handle) else type(value).__name__}")
+        if value.handle in seen:
+            raise ValueError(f"{where}: the same {t.name} is passed twice by value")
+        seen.add(value.handle)
+        kernel.heap.check(hp.check_write(kernel.heap.h, value.handle, owner), value.handle,
+                          owner, where)
+        return value
+    if isinstance(t, OptionalType):
+        return None if value is None else check_value(kernel, t.inner, value, owner, where, seen)
+    if isinstance(t, TupleType):
+        if not isinstance(value, tuple) or len(value) != len(t.items):
+            raise TypeError(f"{where}: expected a tuple of {len(t.items)} items ({t.name})")
+        return tuple(check_value(kernel, it, v, owner, f"{where}[{i}]", seen)
+                     for i, (it, v) in enumerate(zip(t.items, value)))
+    if isinstance(t, InterfaceType):
+        if not isinstance(value, Proxy):
+            raise TypeError(f"{where}: expected a proxy to a {t.name} domain (from "
+                            f"Kernel.create or lookup), got {type(value).__name__}")
+        if value.__interface__.__name__ != t.name:
+            raise TypeError(f"{where}: expected a {t.name} proxy, got a "
+                            f"{value.__interface__.__name__} proxy")
+        return value
+    if isinstance(t, UnitType):
+        if value is not None:
+            raise TypeError(f"{where}: expected None, got {type(value).__name__}")
+        return None
+    raise TypeError(f"{where}: {t} cannot be passed")  # pragma: no cover - compiler rejects
+
+
+def transfer(kernel, t: ExType, value, src: int, dst: int):
+    """Move the heap objects inside a checked ``value`` from ``src`` to ``dst``."""
+    if isinstance(t, HeapType):
+        new = kernel.heap.check(hp.move(kernel.heap.h, value.handle, src, dst),
+                                value.handle, src, "move")
+        return wrap(kernel.domain_heap, new, t)
+    if isinstance(t, OptionalType):
+        return None if value is None else transfer(kernel, t.inner, value, src, dst)
+    if isinstance(t, TupleType):
+        return tuple(transfer(kernel, it, v, src, dst) for it, v in zip(t.items, value))
+    return value
+
+
+# --- the protocol steps, called by generated proxies -------------------------
+
+class CallRuntime:
+    """Per-kernel state of the Python tier's calls: one continuation stack per thread."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self._tls = threading.local()
+
+    @property
+    def stack(self) -> list[Continuation]:
+        s = getattr(self._tls, "stack", None)
+        if s is None:
+            s = self._tls.stack = []
+        return s
+
+    def current(self):
+        """The domain this thread is running in (``init`` at top level)."""
+        s = self.stack
+        return s[-1].callee if s else self.kernel.init
+
+    def enter(self, callee, method: str):
+        """Step 1: the caller, or None if the callee is dead (caller gets RpcError)."""
+        caller = self.current()
+        if not caller.alive:
+            raise DomainUnwind(caller.id)
+        return caller if callee.alive else None
+
+    def refused(self, callee, method: str) -> RpcError:
+        return RpcError(callee.name, method, f"the domain is {callee.state}")
+
+    def check_args(self, caller, method: str, args: tuple) -> tuple:
+        """Step 2: every argument checked before any moves; returns them converted."""
+        seen: set = set()
+        return tuple(check_value(self.kernel, t, v, caller.id, f"{method}: parameter '{name}'",
+                                 seen) for name, t, v in args)
+
+    def push(self, caller, callee, method: str) -> Continuation:
+        """Step 3: record the continuation (RedLeaf's trampoline)."""
+        cont = Continuation(caller, callee, method)
+        self.stack.append(cont)
+        return cont
+
+    def move_in(self, cont: Continuation, t: ExType, value):
+        """Step 4: a by-value argument now belongs to the callee."""
+        return transfer(self.kernel, t, value, cont.caller.id, cont.callee.id)
+
+    def lend(self, cont: Continuation, t: BorrowType, value):
+        """Step 4: a borrowed argument is lent to the callee for this call."""
+        h = self.kernel.heap
+        prev = h.check(hp.borrow(h.h, value.handle, cont.caller.id, cont.callee.id),
+                       value.handle, cont.caller.id, f"{cont.method}: lend")
+        cont.lent.append((value.handle, prev))
+        return value
+
+    def _pop(self, cont: Continuation):
+        popped = self.stack.pop()
+        assert popped is cont, "continuation stack out of order"
+        for handle, prev in reversed(cont.lent):
+            hp.release(self.kernel.heap.h, handle, prev)  # stale if the owner died: fine
+
+    def unwind(self, cont: Continuation, panic: BaseException) -> RpcError:
+        """Step 5: the callee panicked: crash it, unwind here, return RpcError."""
+        self._pop(cont)
+        callee = cont.callee
+        if callee.alive:
+            self.kernel.crash(callee.name, reason=f"panic in {cont.method}: {panic!r}")
+        if not cont.caller.alive:
+            raise DomainUnwind(cont.caller.id)
+        return RpcError(callee.name, cont.method, callee.crash_reason or callee.state,
+                        cause=panic if not isinstance(panic, DomainUnwind) else None)
+
+    def finish(self, cont: Continuation, t: ExType, ret):
+        """Step 6: pop the continuation; the result's RRefs move to the caller."""
+        try:
+            ret = check_value(self.kernel, t, ret, cont.callee.id,
+                              f"{cont.method}: return value", set())
+        except (TypeError, ValueError, hp.HeapError) as bad:
+            return self.unwind(cont, bad)  # a badly typed result is the callee's fault
+        self._pop(cont)
+        ret = transfer(self.kernel, t, ret, cont.callee.id, cont.caller.id)
+        if not cont.caller.alive:  # died while the call was out: nothing may leak to it
+            self.kernel.reclaim(cont.caller)
+            raise DomainUnwind(cont.caller.id)
+        return ret
+
+
+# --- the jitted tier ---------------------------------------------------------
+
+MAX_CONT = 64            # deepest nesting of jitted cross-domain calls on a thread
+DEPTH, CURRENT = 0, 1    # KernelArrays.ctl words
+RPC_OK, RPC_DEAD, RPC_PANIC, RPC_BAD_ARG, RPC_TOO_DEEP = 0, 1, 2, 3, 4
+RPC_STATUS = {RPC_OK: "ok", RPC_DEAD: "callee is dead", RPC_PANIC: "callee panicked",
+              RPC_BAD_ARG: "bad argument (stale, foreign or lent RRef)",
+              RPC_TOO_DEEP: "continuation stack full"}
+
+
+class KernelArrays(NamedTuple):
+    """The kernel state a jitted domain sees: heap, domain states, continuations."""
+
+    heap: hp.HeapArrays
+    domains: np.ndarray  # int64[max_domains]: UNUSED/ALIVE/CRASHED/TERMINATED
+    conts: np.ndarray    # int64[MAX_CONT, 2]: (caller, callee) per active call
+    ctl: np.ndarray      # int64[2]: depth, current domain
+
+
+def new_kernel_arrays(heap: hp.HeapArrays) -> KernelArrays:
+    return KernelArrays(heap, np.zeros(heap.acct.shape[0], np.int64),
+                        np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64))
+
+
+@njit(cache=True)
+def jit_push(k, callee):
+    """Steps 1 and 3: the caller's id, or a negative status if we cannot enter."""
+    if k.domains[callee] != ALIVE:
+        return -RPC_DEAD
+    d = k.ctl[DEPTH]
+    if d == MAX_CONT:
+        return -RPC_TOO_DEEP
+    caller = k.ctl[CURRENT]
+    k.conts[d, 0] = caller
+    k.conts[d, 1] = callee
+    k.ctl[DEPTH] = d + 1
+    k.ctl[CURRENT] = callee
+    return caller
+
+
+@njit(cache=True)
+def jit_pop(k, caller):
+    k.ctl[DEPTH] -= 1
+    k.ctl[CURRENT] = caller
+
+
+@njit(cache=True)
+def jit_crash(k, callee, caller):
+    """Step 5: unwind to this continuation, mark the callee crashed, reclaim it."""
+    jit_pop(k, caller)
+    if k.domains[callee] == ALIVE:
+        k.domains[callee] = CRASHED
+        hp.reclaim(k.heap, callee)
+
+
+@njit(cache=True)
+def jit_caller_died(k, caller):
+    """After a call returns: if the caller died meanwhile, unwind out of it."""
+    if k.domains[caller] != ALIVE:
+        hp.reclaim(k.heap, caller)
+        raise RuntimeError("unwinding out of a dead domain")

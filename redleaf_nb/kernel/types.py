@@ -1,0 +1,386 @@
+"""Exchangeable types: what may cross a domain boundary, and its heap layout.
+
+RedLeaf lets only *exchangeable* data cross a proxy: plain data that is
+copied bit for bit (fixed-width scalars, fixed-size arrays, records of
+those) and handles into the exchange heap (``RRef``, ``RRefArray``,
+``RRefDeque``) whose ownership the proxy moves or lends. Anything that could
+smuggle a reference into a domain's private heap (a Python list, dict, str,
+a numpy array, an arbitrary object) is rejected, with the reason.
+
+A type here is a small descriptor object (:class:`ExType`). Annotations are
+turned into descriptors by :func:`exchangeable`, which is what the IDL
+compiler calls for every parameter and return type.
+"""
+from __future__ import annotations
+
+import sys
+import types
+import typing
+
+import numpy as np
+
+HANDLE_BYTES = 8        # a handle is one int64 word: (generation << 32) | slot
+DEQUE_HEADER_WORDS = 3  # RRefDeque header: head, tail, length
+
+
+class NotExchangeable(TypeError):
+    """A type that may not cross a domain boundary, with the reason why."""
+
+    def __init__(self, type_name: str, reason: str):
+        self.type_name = type_name
+        self.reason = reason
+        super().__init__(f"{type_name} is not exchangeable: {reason}")
+
+
+class ExType:
+    """An exchangeable type.
+
+    ``plain`` types have a numpy dtype and are copied across a proxy;
+    ``heap`` types live in the exchange heap behind a handle and are moved
+    (or lent, with :class:`Borrow`).
+    """
+
+    plain = False
+    heap = False
+    name = "?"
+
+    def key(self) -> tuple:
+        return (type(self).__name__, self.name)
+
+    def __eq__(self, other):
+        return isinstance(other, ExType) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+    def __repr__(self):
+        return self.name
+
+
+# --- plain data --------------------------------------------------------------
+
+class Scalar(ExType):
+    """A fixed-width number or bool; ``u8[4096]`` makes a fixed-size array."""
+
+    plain = True
+
+    def __init__(self, name: str, dtype):
+        self.name = name
+        self.dtype = np.dtype(dtype)
+
+    def __getitem__(self, shape) -> "Array":
+        return Array(self, shape)
+
+    def coerce(self, value, where: str):
+        """Check that a Python value fits this type; return it as numpy."""
+        if self.dtype == np.bool_:
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{where}: expected bool, got {type(value).__name__}")
+            return np.bool_(value)
+        if self.dtype.kind in "iu":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{where}: expected an integer for {self.name}, "
+                                f"got {type(value).__name__}")
+            info = np.iinfo(self.dtype)
+            if not info.min <= int(value) <= info.max:
+                raise ValueError(f"{where}: {value} is out of range for {self.name} "
+                                 f"[{info.min}, {info.max}]")
+            return self.dtype.type(value)
+        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+            raise TypeError(f"{where}: expected a number for {self.name}, got {type(value).__name__}")
+        return self.dtype.type(value)
+
+
+class Array(ExType):
+    """A fixed-size array of plain elements, e.g. ``u8[4096]`` (a disk block)."""
+
+    plain = True
+
+    def __init__(self, elem: ExType, shape):
+        elem = exchangeable(elem)
+        if not elem.plain:
+            raise NotExchangeable(f"{elem}[...]", "array elements must be plain data "
+                                  "(scalars, arrays or records), not handles")
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not shape or any(not isinstance(n, int) or n <= 0 for n in shape):
+            raise NotExchangeable(f"{elem}{list(shape)}", "an array size must be a positive int")
+        self.elem = elem
+        self.shape = shape
+        self.dtype = np.dtype((elem.dtype, shape))
+        self.name = f"{elem.name}[{', '.join(map(str, shape))}]"
+
+    def coerce(self, value, where: str):
+        arr = np.asarray(value)
+        if arr.shape != self.shape:
+            raise ValueError(f"{where}: expected shape {self.shape} for {self.name}, got {arr.shape}")
+        if self.elem.dtype.kind in "iu" and arr.size:
+            info = np.iinfo(self.elem.dtype)
+            if arr.dtype.kind not in "iub" or arr.min() < info.min or arr.max() > info.max:
+                raise ValueError(f"{where}: values do not fit {self.elem.name}")
+        return arr.astype(self.elem.dtype, copy=True)
+
+
+class RecordType(ExType):
+    """The exchangeable type of a :class:`Record` subclass."""
+
+    plain = True
+
+    def __init__(self, cls: type, fields: dict[str, ExType]):
+        self.cls = cls
+        self.fields = fields
+        self.name = cls.__name__
+        self.dtype = np.dtype([(f, t.dtype) for f, t in fields.items()], align=True)
+
+    def key(self):
+        return ("RecordType", self.cls)
+
+    def coerce(self, value, where: str):
+        if isinstance(value, np.void) and value.dtype == self.dtype:
+            return value.copy()
+        if isinstance(value, dict):
+            missing = set(self.fields) - set(value)
+            extra = set(value) - set(self.fields)
+            if missing or extra:
+                raise ValueError(f"{where}: {self.name} needs fields {sorted(self.fields)}; "
+                                 f"missing {sorted(missing)}, unknown {sorted(extra)}")
+            out = np.zeros((), self.dtype)
+            for f, t in self.fields.items():
+                out[f] = t.coerce(value[f], f"{where}.{f}")
+            return out[()]
+        raise TypeError(f"{where}: expected a dict or numpy record for {self.name}, "
+                        f"got {type(value).__name__}")
+
+
+class Record:
+    """Base class for records: typed fields of plain exchangeable data.
+
+    >>> class Header(Record):
+    ...     src: u32
+    ...     mac: u8[6]
+    """
+
+    __extype__: RecordType
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        hints = resolve_annotations(cls.__dict__.get("__annotations__", {}),
+                                    vars(sys.modules[cls.__module__]),
+                                    {cls.__name__: cls})
+        fields = {}
+        for fname, ann in hints.items():
+            if fname.startswith("__"):
+                continue
+            try:
+                t = exchangeable(ann)
+            except NotExchangeable as e:
+                raise NotExchangeable(f"{cls.__name__}.{fname}", e.reason) from None
+            if not t.plain:
+                raise NotExchangeable(f"{cls.__name__}.{fname}",
+                                      f"record fields must be plain data, not {t}; "
+                                      "keep handles in an RRefArray or RRefDeque")
+            fields[fname] = t
+        if not fields:
+            raise NotExchangeable(cls.__name__, "a record needs at least one typed field")
+        cls.__extype__ = RecordType(cls, fields)
+
+    def __class_getitem__(cls, shape) -> "Array":
+        return Array(cls, shape)
+
+
+# --- heap types --------------------------------------------------------------
+
+class HeapType(ExType):
+    """A type stored in the exchange heap; crossing a proxy moves its handle.
+
+    ``nbytes`` is the object's size in the heap; ``child_off`` and
+    ``nchild`` locate the handle words of the RRefs it holds (containers),
+    so the heap can reclaim them with their parent.
+    """
+
+    heap = True
+    child_off = 0
+    nchild = 0
+    child: "RRefType | None" = None
+
+
+def _plain_target(t, what: str) -> ExType:
+    t = exchangeable(t)
+    if not t.plain:
+        raise NotExchangeable(f"{what}[{t}]", f"the target of {what} must be plain data "
+                              "(scalars, arrays or records)")
+    return t
+
+
+class RRefType(HeapType):
+    """``RRef[T]``: an owned object of plain type T in the exchange heap."""
+
+    def __init__(self, target):
+        self.target = _plain_target(target, "RRef")
+        self.name = f"RRef[{self.target.name}]"
+        self.nbytes = self.target.dtype.itemsize
+
+
+class RRefArrayType(HeapType):
+    """``RRefArray[T, N]``: N optional ``RRef[T]`` slots in one heap object."""
+
+    def __init__(self, target, n: int):
+        self.target = _plain_target(target, "RRefArray")
+        if not isinstance(n, int) or n <= 0:
+            raise NotExchangeable(f"RRefArray[{self.target}, {n}]", "N must be a positive int")
+        self.n = n
+        self.child = RRefType(self.target)
+        self.name = f"RRefArray[{self.target.name}, {n}]"
+        self.nbytes = HANDLE_BYTES * n
+        self.nchild = n
+
+
+class RRefDequeType(HeapType):
+    """``RRefDeque[T, N]``: a fixed-capacity ring of ``RRef[T]`` (packet batches)."""
+
+    def __init__(self, target, n: int):
+        self.target = _plain_target(target, "RRefDeque")
+        if not isinstance(n, int) or n <= 0:
+            raise NotExchangeable(f"RRefDeque[{self.target}, {n}]", "N must be a positive int")
+        self.n = n
+        self.child = RRefType(self.target)
+        self.name = f"RRefDeque[{self.target.name}, {n}]"
+        self.nbytes = HANDLE_BYTES * (DEQUE_HEADER_WORDS + n)
+        self.child_off = HANDLE_BYTES * DEQUE_HEADER_WORDS
+        self.nchild = n
+
+
+# --- composites --------------------------------------------------------------
+
+class OptionalType(ExType):
+    """``Optional[T]``: T or nothing."""
+
+    def __init__(self, inner: ExType):
+        self.inner = inner
+        self.name = f"Optional[{inner.name}]"
+
+
+class TupleType(ExType):
+    """``tuple[A, B, ...]`` of exchangeable items (e.g. RedLeaf's returned deques)."""
+
+    def __init__(self, items: tuple[ExType, ...]):
+        self.items = items
+        self.name = f"tuple[{', '.join(t.name for t in items)}]"
+
+
+class InterfaceType(ExType):
+    """A reference to another domain's interface: crosses as a proxy."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.name = iface if isinstance(iface, str) else iface.__name__
+
+    def key(self):
+        return ("InterfaceType", self.name)
+
+
+class UnitType(ExType):
+    """``None``: no value."""
+
+    name = "None"
+
+
+UNIT = UnitType()
+
+
+class BorrowType(ExType):
+    """``Borrow[RRef[T]]``: lend a heap object for the duration of one call."""
+
+    def __init__(self, inner: ExType):
+        if not inner.heap:
+            raise NotExchangeable(f"Borrow[{inner}]", "only heap objects (RRef, RRefArray, "
+                                  "RRefDeque) can be borrowed")
+        self.inner = inner
+        self.name = f"Borrow[{inner.name}]"
+
+
+class Borrow:
+    """Argument mode: ``data: Borrow[RRef[Block]]`` is RedLeaf's ``&RRef<Block>``."""
+
+    def __class_getitem__(cls, inner):
+        return BorrowType(exchangeable(inner))
+
+
+# --- the scalar vocabulary ---------------------------------------------------
+
+u8, u16, u32, u64 = (Scalar(f"u{n}", f"uint{n}") for n in (8, 16, 32, 64))
+i8, i16, i32, i64 = (Scalar(f"i{n}", f"int{n}") for n in (8, 16, 32, 64))
+f32, f64 = Scalar("f32", "float32"), Scalar("f64", "float64")
+bool_ = Scalar("bool", "bool")
+
+_REJECTED = {
+    int: "a Python int has no fixed width; use u8..u64 or i8..i64",
+    float: "use f32 or f64 (a fixed width)",
+    str: "a str is a reference into the caller's private heap; use a fixed-size u8[N] array",
+    bytes: "bytes live in the caller's private heap; use a fixed-size u8[N] array or RRef[u8[N]]",
+    bytearray: "a bytearray lives in the caller's private heap; use RRef[u8[N]]",
+    list: "a list is a reference into the caller's private heap; use a fixed-size array, "
+          "RRefArray or RRefDeque",
+    dict: "a dict is a reference into the caller's private heap; use a Record",
+    set: "a set is a reference into the caller's private heap",
+    object: "an arbitrary object may hold references into the caller's private heap",
+    np.ndarray: "a numpy array is a reference into the caller's private heap; "
+                "use a fixed-size array type such as u8[4096] or an RRef",
+}
+
+
+def resolve_annotations(annotations: dict, globalns: dict, localns: dict) -> dict:
+    """Evaluate string annotations (``from __future__ import annotations``)."""
+    out = {}
+    for name, ann in annotations.items():
+        if isinstance(ann, str):
+            try:
+                ann = eval(ann, globalns, localns)  # noqa: S307 - annotations are code
+            except NameError as e:
+                raise NotExchangeable(repr(ann), f"an unresolved name ({e})") from None
+        out[name] = ann
+    return out
+
+
+def _describe(ann) -> str:
+    if isinstance(ann, type):
+        return ann.__name__
+    return getattr(ann, "__name__", None) or repr(ann)
+
+
+def exchangeable(ann) -> ExType:
+    """Turn a type annotation into an :class:`ExType`, or raise NotExchangeable."""
+    if isinstance(ann, ExType):
+        return ann
+    if ann is None or ann is type(None):
+        return UNIT
+    if ann is bool:
+        return bool_
+    if isinstance(ann, type) and issubclass(ann, Record) and hasattr(ann, "__extype__"):
+        return ann.__extype__
+    if getattr(ann, "__interface__", False):
+        return InterfaceType(ann)
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            inner = exchangeable(rest[0])
+            if isinstance(inner, BorrowType):
+                raise NotExchangeable(_describe(ann), "Borrow is an argument mode, not a type")
+            return OptionalType(inner)
+        raise NotExchangeable(_describe(ann), "a union is not exchangeable (only Optional[T])")
+    if origin is tuple:
+        if not args or Ellipsis in args:
+            raise NotExchangeable(_describe(ann), "a tuple needs a fixed list of item types")
+        items = tuple(exchangeable(a) for a in args)
+        if any(isinstance(t, (BorrowType, UnitType)) for t in items):
+            raise NotExchangeable(_describe(ann), "tuple items must be values")
+        return TupleType(items)
+    base = origin or ann
+    for rejected, reason in _REJECTED.items():
+        if base is rejected:
+            raise NotExchangeable(_describe(ann), reason)
+    if isinstance(ann, str):
+        raise NotExchangeable(repr(ann), "an unresolved name (declare the type before using it)")
+    raise NotExchangeable(_describe(ann), "an arbitrary object may hold references into the "
+                          "caller's private heap; use scalars, fixed-size arrays, records, "
+                          "RRefs or interface references")
