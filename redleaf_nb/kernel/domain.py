@@ -16,6 +16,7 @@ import pandas as pd
 from . import heap as hp
 from . import proxy as px
 from .idl import Interface, jit_proxy
+from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
 from .types import UNIT, BorrowType, RRefType, exchangeable
 
@@ -183,6 +184,14 @@ class Kernel:
         iface = old.impl_cls.declared()
         method = iface.__creates__.get(old.factory) if old.factory else None
         return self._start(name, old.impl_cls, method, old.create_args)
+
+    def create_shadow(self, name: str, target: str, policy=None):
+        """Start a shadow domain that guards (and recovers) domain ``target``."""
+        guarded = self._domain(target)
+        cls = shadow_class(guarded.iface)
+        proxy = self._start(name, cls, None, {})
+        proxy.domain.impl._setup(guarded.name, policy or RestartPolicy())
+        return proxy
 
     # -- the name service --
     def register(self, name: str, proxy: px.Proxy) -> None:

@@ -88,11 +88,16 @@ class Continuation:
 
 # --- argument checking and transfer (Python tier) ----------------------------
 
-def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set):
+def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set,
+                lend: bool = False):
     """Check ``value`` against ``t`` before anything moves; returns the value
-    to pass (plain data copied and converted), or raises a clear error."""
+    to pass (plain data copied and converted), or raises a clear error.
+
+    A by-value heap object must be owned by ``owner`` and not lent out; a
+    borrowed one (``lend``) may also be one that ``owner`` itself borrows.
+    """
     if isinstance(t, BorrowType):
-        return check_value(kernel, t.inner, value, owner, where, set())  # lent twice is fine
+        return check_value(kernel, t.inner, value, owner, where, seen, lend=True)
     if isinstance(t, (Scalar, Array, RecordType)):
         return t.coerce(value, where)
     if isinstance(t, HeapType):
@@ -102,8 +107,8 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set):
         if value.handle in seen:
             raise ValueError(f"{where}: the same {t.name} is passed twice by value")
         seen.add(value.handle)
-        kernel.heap.check(hp.check_write(kernel.heap.h, value.handle, owner), value.handle,
-                          owner, where)
+        check = hp.check_read if lend else hp.check_write
+        kernel.heap.check(check(kernel.heap.h, value.handle, owner), value.handle, owner, where)
         return value
     if isinstance(t, OptionalType):
         return None if value is None else check_value(kernel, t.inner, value, owner, where, seen)
