@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import heap as hp
 from .types import (HeapType, RRefArrayType, RRefDequeType, RRefType,
-                    exchangeable)
+                    deferred, exchangeable)
 
 
 class Handle:
@@ -69,7 +69,7 @@ class RRef(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, target) -> RRefType:
-        return RRefType(exchangeable(target))
+        return deferred(lambda t: RRefType(exchangeable(t)), target)
 
     def get(self):
         """A copy of the value (a numpy scalar, array or record)."""
@@ -94,8 +94,7 @@ class RRefArray(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, params) -> RRefArrayType:
-        target, n = params
-        return RRefArrayType(exchangeable(target), n)
+        return deferred(lambda t, n: RRefArrayType(exchangeable(t), n), *params)
 
     def __len__(self):
         return self.type.n
@@ -127,8 +126,7 @@ class RRefDeque(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, params) -> RRefDequeType:
-        target, n = params
-        return RRefDequeType(exchangeable(target), n)
+        return deferred(lambda t, n: RRefDequeType(exchangeable(t), n), *params)
 
     @property
     def capacity(self) -> int:

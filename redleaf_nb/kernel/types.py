@@ -298,11 +298,31 @@ class BorrowType(ExType):
         self.name = f"Borrow[{inner.name}]"
 
 
+class Rejected(ExType):
+    """An annotation already known to be invalid (e.g. ``RRef[list]``).
+
+    Subscripting builds types eagerly while a class body runs; keeping the
+    error until :func:`exchangeable` lets the IDL compiler say where it is.
+    """
+
+    def __init__(self, error: NotExchangeable):
+        self.error = error
+        self.name = error.type_name
+
+
+def deferred(make, *args) -> ExType:
+    """``make(*args)``, or a :class:`Rejected` holding its NotExchangeable."""
+    try:
+        return make(*args)
+    except NotExchangeable as e:
+        return Rejected(e)
+
+
 class Borrow:
     """Argument mode: ``data: Borrow[RRef[Block]]`` is RedLeaf's ``&RRef<Block>``."""
 
     def __class_getitem__(cls, inner):
-        return BorrowType(exchangeable(inner))
+        return deferred(lambda i: BorrowType(exchangeable(i)), inner)
 
 
 # --- the scalar vocabulary ---------------------------------------------------
@@ -349,6 +369,8 @@ def _describe(ann) -> str:
 
 def exchangeable(ann) -> ExType:
     """Turn a type annotation into an :class:`ExType`, or raise NotExchangeable."""
+    if isinstance(ann, Rejected):
+        raise ann.error
     if isinstance(ann, ExType):
         return ann
     if ann is None or ann is type(None):
