@@ -211,14 +211,23 @@ class CallRuntime:
         self._pop(cont)
         callee = cont.callee
         if callee.alive:
-            self.kernel.crash(callee.name, reason=f"panic in {cont.method}: {panic!r}")
+            self.kernel.crash(callee, reason=f"panic in {cont.method}: {panic!r}")
         if not cont.caller.alive:
             raise DomainUnwind(cont.caller.id)
         return RpcError(callee.name, cont.method, callee.crash_reason or callee.state,
                         cause=panic if not isinstance(panic, DomainUnwind) else None)
 
     def finish(self, cont: Continuation, t: ExType, ret):
-        """Step 6: pop the continuation; the result's RRefs move to the caller."""
+        """Step 6: pop the continuation; the result's RRefs move to the caller.
+
+        Every method's result is an ``RpcResult``: a callee may hand back an
+        RpcError it got from a further call (a shadow reporting a request).
+        """
+        if isinstance(ret, RpcError):
+            t = UnitType()
+            ret, err = None, ret
+        else:
+            err = None
         try:
             ret = check_value(self.kernel, t, ret, cont.callee.id,
                               f"{cont.method}: return value", set())
@@ -229,7 +238,7 @@ class CallRuntime:
         if not cont.caller.alive:  # died while the call was out: nothing may leak to it
             self.kernel.reclaim(cont.caller)
             raise DomainUnwind(cont.caller.id)
-        return ret
+        return ret if err is None else err
 
 
 # --- the jitted tier ---------------------------------------------------------

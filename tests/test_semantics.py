@@ -1,0 +1,338 @@
+"""The semantics DESIGN.md says must hold, one group of tests per rule."""
+import numpy as np
+import pytest
+
+from redleaf_nb import (Borrow, BorrowError, ContainerError, DomainCreateError, ForeignRRef,
+                        HeapExhausted, Interface, Kernel, RpcError, RRef, RRefDeque, StaleRRef,
+                        create, u32, u64)
+from redleaf_nb.drivers.membdev import MemBDev, MemDisk
+from redleaf_nb.interfaces.bdev import Block
+from redleaf_nb.kernel.shadow import RestartPolicy
+
+
+class Probe(Interface):
+    """A test interface: every way an argument can cross, plus nesting."""
+
+    def keep(self, x: RRef[u64]) -> None: ...
+    def give(self) -> RRef[u64]: ...
+    def look(self, x: Borrow[RRef[u64]]) -> u64: ...
+    def relay(self, depth: u32) -> u32: ...
+    def boom(self) -> u32: ...
+
+    @create
+    def make(self, peer_name: u32) -> "Probe": ...
+
+
+LOG = []
+
+
+class ProbeImpl(Probe):
+    def make(self, peer_name):
+        self.peer = f"p{peer_name}" if peer_name else None
+        self.kept = []
+
+    def keep(self, x):
+        LOG.append(("keep", x.owner))
+        self.kept.append(x)
+
+    def give(self):
+        return self.domain.heap.new(u64, 42)
+
+    def look(self, x):
+        LOG.append(("look", x.owner, self.domain.kernel.heap.objects().borrows.max()))
+        with pytest.raises(BorrowError, match="read-only"):
+            x.set(0)
+        return x.get()
+
+    def relay(self, depth):
+        LOG.append(("relay", self.domain.name))
+        if self.peer is None:
+            raise RuntimeError("end of the chain panics")
+        r = self.domain.lookup(self.peer).relay(depth + 1)
+        if isinstance(r, RpcError):
+            LOG.append(("caught", self.domain.name))
+            return depth
+        return r
+
+    def boom(self):
+        raise ZeroDivisionError("bug")
+
+
+@pytest.fixture
+def k():
+    LOG.clear()
+    return Kernel(heap_bytes=1 << 20, max_objects=256)
+
+
+def chain(k, n):
+    """p1 -> p2 -> ... -> pn (pn panics when relayed to)."""
+    return [k.create(f"p{i}", ProbeImpl, peer_name=i + 1 if i < n else 0)
+            for i in range(n, 0, -1)][::-1]
+
+
+# --- RRef handles: stale and foreign --------------------------------------------
+
+def test_stale_handle_after_free_and_after_move(k):
+    a = k.new(u64, 7)
+    a.free()
+    with pytest.raises(StaleRRef, match="stale"):
+        a.get()
+    with pytest.raises(StaleRRef):
+        a.free()
+    (p,) = chain(k, 1)
+    b = k.new(u64, 8)
+    p.keep(b)
+    with pytest.raises(StaleRRef, match=r"handle .* is stale.*caller 'init'"):
+        b.set(1)
+    k.heap.check_invariants()
+
+
+def test_foreign_handle_is_refused_with_owner_and_caller_named(k):
+    (p,) = chain(k, 1)
+    p.keep(k.new(u64, 5))
+    stolen = p.domain.impl.kept[0]  # a domain's RRef object leaked to init
+    with pytest.raises(ForeignRRef, match=r"owner 'p1'.*not owned or borrowed.*caller 'init'"):
+        stolen.get()
+    with pytest.raises(ForeignRRef):
+        p.keep(stolen)  # cannot pass what you do not own
+    k.heap.check_invariants()
+
+
+# --- ownership crossing a proxy ----------------------------------------------
+
+def test_by_value_moves_ownership_and_result_moves_back(k):
+    (p,) = chain(k, 1)
+    x = k.new(u64, 1)
+    p.keep(x)
+    assert LOG == [("keep", "p1")]
+    assert not x.is_live and p.domain.impl.kept[0].owner == "p1"
+    y = p.give()
+    assert y.owner == "init" and y.get() == 42
+    acct = k.heap.accounting().set_index("domain").objects.to_dict()
+    assert acct == {"init": 1, "p1": 1}
+
+
+def test_borrow_bumps_the_count_for_the_call_only(k):
+    (p,) = chain(k, 1)
+    x = k.new(u64, 9)
+    assert p.look(x) == 9
+    assert LOG == [("look", "init", 1)]
+    assert x.is_live and x.owner == "init"
+    assert k.heap.objects().borrows.max() == 0
+    x.set(10)  # writable again once the borrow ended
+
+
+def test_bad_arguments_raise_in_the_caller_and_nothing_moves(k):
+    (p,) = chain(k, 1)
+    x = k.new(u64, 3)
+    before = k.heap.objects()
+    with pytest.raises(TypeError, match=r"Probe.keep: parameter 'x': expected RRef\[u64\]"):
+        p.keep(k.new(u32, 3))
+    k.heap.objects()  # the u32 is init's now; x untouched
+    with pytest.raises(ValueError, match=r"Probe.relay: parameter 'depth'.*out of range"):
+        p.relay(-1)
+    with pytest.raises(TypeError, match="expected an integer"):
+        p.relay("1")
+    assert x.is_live and x.owner == "init"
+    assert len(k.heap.objects()) == len(before) + 1
+    assert p.domain.alive
+    k.heap.check_invariants()
+
+
+# --- panics, unwinding and reclamation ---------------------------------------
+
+def test_panic_becomes_rpc_error_and_domain_is_reclaimed(k):
+    (p,) = chain(k, 1)
+    p.keep(k.new(u64, 1))
+    p.keep(k.new(u64, 2))
+    assert k.heap.live_objects == 2
+    r = p.boom()
+    assert isinstance(r, RpcError) and isinstance(r.cause, ZeroDivisionError)
+    assert p.domain.state == "crashed"
+    assert k.heap.live_objects == 0 and k.heap.accounting().empty
+    k.heap.check_invariants()
+
+
+def test_calls_into_a_dead_domain_return_rpc_error_without_entering(k):
+    (p,) = chain(k, 1)
+    k.crash("p1")
+    x = k.new(u64, 2)
+    r = p.keep(x)
+    assert isinstance(r, RpcError) and "crashed" in str(r)
+    assert LOG == [] and x.is_live and x.owner == "init"  # never entered, nothing moved
+
+
+def test_nested_calls_unwind_to_the_right_continuation(k):
+    p1, p2, p3 = chain(k, 3)
+    assert p1.relay(0) == 1  # p3 panics; p2 catches RpcError and returns its depth
+    assert LOG == [("relay", "p1"), ("relay", "p2"), ("relay", "p3"), ("caught", "p2")]
+    assert [d.state for d in (p1.domain, p2.domain, p3.domain)] == ["alive", "alive", "crashed"]
+    k.heap.check_invariants()
+
+
+class Loop(Interface):
+    def there(self, n: u32) -> u32: ...
+    def back(self, n: u32) -> u32: ...
+
+
+class LoopImpl(Loop):
+    def there(self, n):  # runs in b
+        try:
+            r = self.domain.lookup("a").back(n)
+        except Exception:
+            LOG.append("b swallowed the unwind")
+        LOG.append("b ran on after its domain died")
+        return r
+
+    def back(self, n):
+        if self.domain.name == "b":
+            raise RuntimeError("b panics on its second entry")
+        r = self.domain.lookup("b").back(n)  # a -> b again: b panics
+        LOG.append(("a got", type(r).__name__))
+        return 99 if isinstance(r, RpcError) else r
+
+
+def test_a_thread_inside_a_dead_domain_is_unwound_to_its_entry(k):
+    """init -> b -> a -> b: the inner b panics, so the outer b frame must unwind too."""
+    k.create("a", LoopImpl)
+    b = k.create("b", LoopImpl)
+    r = b.there(0)
+    assert isinstance(r, RpcError) and r.domain == "b"
+    assert LOG == [("a got", "RpcError")]  # b's outer frame never resumed
+    assert b.domain.state == "crashed" and k.lookup("a").domain.alive
+    k.heap.check_invariants()
+
+
+def test_terminate_reclaims_like_a_crash(k):
+    (p,) = chain(k, 1)
+    p.keep(k.new(u64, 1))
+    k.terminate("p1")
+    assert p.domain.state == "terminated" and k.heap.live_objects == 0
+    assert isinstance(p.give(), RpcError)
+
+
+def test_injected_crash_fires_on_the_chosen_call(k):
+    k.add_device("memdisk", MemDisk(8))
+    disk = k.create("membdev", MemBDev, nblocks=8)
+    k.inject_crash("membdev", on_call="read", after=1)
+    assert not isinstance(disk.read(0, k.new(Block)), RpcError)
+    buf = k.new(Block)
+    assert isinstance(disk.read(0, buf), RpcError)
+    assert not buf.is_live  # moved into the dead domain and reclaimed with it
+    with pytest.raises(ValueError, match="has no method 'reed'"):
+        k.inject_crash("membdev", on_call="reed")
+
+
+def test_devices_are_released_with_a_dead_domain(k):
+    k.add_device("memdisk", MemDisk(8))
+    k.create("d1", MemBDev, nblocks=8)
+    with pytest.raises(DomainCreateError, match="claimed by domain 'd1'"):
+        k.create("d2", MemBDev, nblocks=8)
+    k.crash("d1")
+    assert k.create("d3", MemBDev, nblocks=8).domain.devices == {"memdisk"}
+
+
+# --- domain creation ----------------------------------------------------------
+
+@pytest.mark.parametrize("args, match", [
+    ({}, "missing argument"), ({"nblocks": 8, "x": 1}, "unexpected argument"),
+    ({"nblocks": -1}, "out of range for u32"), ({"nblocks": "8"}, "expected an integer"),
+])
+def test_create_with_bad_arguments_is_refused_cleanly(k, args, match):
+    k.add_device("memdisk", MemDisk(8))
+    with pytest.raises((TypeError, ValueError), match=match):
+        k.create("membdev", MemBDev, **args)
+    assert len(k.domains()) == 1 and k.heap.live_objects == 0
+
+
+def test_create_that_panics_is_reclaimed(k):
+    k.add_device("memdisk", MemDisk(8))
+    with pytest.raises(DomainCreateError, match="memdisk has 8 blocks"):
+        k.create("membdev", MemBDev, nblocks=9)
+    assert k.domains().state.tolist() == ["alive", "crashed"]
+    k.heap.check_invariants()
+
+
+def test_create_rejects_non_implementations(k):
+    with pytest.raises(TypeError, match="not a class implementing an interface"):
+        k.create("x", dict)
+    with pytest.raises(TypeError, match="not a class implementing an interface"):
+        k.create("x", Probe)
+
+
+# --- the heap's own limits -----------------------------------------------------
+
+def test_heap_exhaustion_is_an_error_and_leaves_the_heap_intact():
+    k = Kernel(heap_bytes=3 * 4096, max_objects=16)
+    blocks = [k.new(Block) for _ in range(3)]
+    before = k.heap.objects()
+    with pytest.raises(HeapExhausted, match="exhausted"):
+        k.new(Block)
+    assert k.heap.objects().equals(before)
+    blocks[0].free()
+    k.new(Block)  # freed memory is reused
+    small = Kernel(heap_bytes=1 << 16, max_objects=2)
+    small.new(u64), small.new(u64)
+    with pytest.raises(HeapExhausted, match="no free object slots"):
+        small.new(u64)
+    k.heap.check_invariants(), small.heap.check_invariants()
+
+
+def test_containers_own_their_children(k):
+    dq = k.new(RRefDeque[u64, 2])
+    a, b, c = (k.new(u64, v) for v in (1, 2, 3))
+    assert dq.push_back(a) is None and dq.push_back(b) is None
+    assert dq.push_back(c) is c and c.is_live  # full: handed back, as RedLeaf does
+    assert not a.is_live and len(dq) == 2
+    first = dq.pop_front()
+    assert first.get() == 1 and first.owner == "init"
+    with pytest.raises(ContainerError, match="children of another type"):
+        dq.push_back(k.new(u32, 1))
+    (p,) = chain(k, 1)
+    with pytest.raises(TypeError, match=r"expected RRef\[u64\], got RRefDeque"):
+        p.look(dq)  # wrong type is refused before anything is lent
+    assert dq.owner == "init" and k.heap.objects().borrows.max() == 0
+    k.heap.check_invariants()
+
+
+# --- shadows ------------------------------------------------------------------
+
+def make_shadowed(k, policy=None):
+    k.add_device("memdisk", MemDisk(16))
+    k.create("membdev", MemBDev, nblocks=16)
+    return k.create_shadow("shadow", "membdev", policy)
+
+
+def test_shadow_hides_a_crash_and_retries_the_request(k):
+    sh = make_shadowed(k)
+    buf = k.new(Block, np.full(4096, 5, np.uint8))
+    assert sh.write(3, buf) is None  # acknowledged
+    k.inject_crash("membdev", on_call="read")
+    out = sh.read(3, k.new(Block))
+    assert not isinstance(out, RpcError) and (out.get() == 5).all()
+    k.inject_crash("membdev", on_call="write")
+    buf.set(np.full(4096, 6, np.uint8))
+    assert sh.write(4, buf) is None and buf.is_live  # borrowed: retried with the same buffer
+    assert (sh.read(4, k.new(Block)).get() == 6).all()
+    stats = sh.domain.impl.stats
+    assert (stats.restarts, stats.retried, stats.reported) == (2, 2, 0)
+    assert k.lookup("membdev").domain.alive
+    owners = set(k.heap.objects().owner_name)
+    assert owners == {"init"}  # nothing left in the shadow or the dead drivers
+    k.heap.check_invariants()
+
+
+def test_shadow_reports_when_restarts_exceed_its_intensity(k):
+    sh = make_shadowed(k, RestartPolicy(max_restarts=1, period=60))
+    k.inject_crash("membdev", on_call="nblocks")
+    assert sh.nblocks() == 16
+    k.inject_crash("membdev", on_call="nblocks")
+    r = sh.nblocks()
+    assert isinstance(r, RpcError)  # reported, never dropped silently
+    assert sh.domain.impl.stats.reported == 1
+    k.heap.check_invariants()
+
+
+def test_restart_policy_validates():
+    with pytest.raises(ValueError, match="period > 0"):
+        RestartPolicy(period=0)
