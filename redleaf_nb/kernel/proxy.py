@@ -265,7 +265,7 @@ def new_kernel_arrays(heap: hp.HeapArrays) -> KernelArrays:
                         np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def jit_push(k, callee):
     """Steps 1 and 3: the caller's id, or a negative status if we cannot enter."""
     if k.domains[callee] != ALIVE:
@@ -281,7 +281,7 @@ def jit_push(k, callee):
     return caller
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def jit_pop(k, caller):
     k.ctl[DEPTH] -= 1
     k.ctl[CURRENT] = caller
@@ -296,7 +296,7 @@ def jit_crash(k, callee, caller):
         hp.reclaim(k.heap, callee)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def jit_caller_died(k, caller):
     """After a call returns: if the caller died meanwhile, unwind out of it."""
     if k.domains[caller] != ALIVE:
