@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from redleaf_nb import (Borrow, BorrowError, ContainerError, DomainCreateError, ForeignRRef,
-                        HeapExhausted, Interface, Kernel, RpcError, RRef, RRefDeque, StaleRRef,
+                        HeapExhausted, Interface, Kernel, RpcError, RRef, RRefArray, RRefDeque,
+                        StaleRRef,
                         create, u32, u64)
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
@@ -336,3 +337,19 @@ def test_shadow_reports_when_restarts_exceed_its_intensity(k):
 def test_restart_policy_validates():
     with pytest.raises(ValueError, match="period > 0"):
         RestartPolicy(period=0)
+
+
+def test_rref_array_put_take_and_replace(k):
+    arr = k.new(RRefArray[u64, 3])
+    a, b = k.new(u64, 1), k.new(u64, 2)
+    assert arr.put(0, a) is None and arr.has(0) and not arr.has(1)
+    old = arr.put(0, b)  # replaced: the old child comes back to the caller
+    assert old.get() == 1 and old.owner == "init" and not b.is_live
+    with pytest.raises(ContainerError, match="index out of range"):
+        arr.take(3)
+    got = arr.take(0)
+    assert got.get() == 2 and arr.take(0) is None
+    arr.put(2, got)
+    arr.free()  # frees the children with it
+    assert k.heap.live_objects == 1  # only `old`
+    k.heap.check_invariants()

@@ -309,17 +309,25 @@ def _disown(h, child, caller):
 
 
 @njit(cache=True)
-def array_put(h, arr, caller, i, child):
-    """Store ``child`` at ``i``; returns the child it replaced (now the caller's) or 0."""
-    slot = check_write(h, arr, caller)
+def _array_word(h, arr, caller, i, write):
+    """The heap word of slot ``i`` of an RRefArray, or an error."""
+    slot = check_write(h, arr, caller) if write else check_read(h, arr, caller)
     if slot < 0:
         return slot
     if i < 0 or i >= h.meta[slot, NCHILD]:
         return E_INDEX
-    stored = _adopt(h, slot, child, caller)
+    return _child_base(h, slot) + i
+
+
+@njit(cache=True)
+def array_put(h, arr, caller, i, child):
+    """Store ``child`` at ``i``; returns the child it replaced (now the caller's) or 0."""
+    w = _array_word(h, arr, caller, i, True)
+    if w < 0:
+        return w
+    stored = _adopt(h, arr & SLOT_MASK, child, caller)
     if stored < 0:
         return stored
-    w = _child_base(h, slot) + i
     old = h.words[w]
     h.words[w] = stored
     return _disown(h, old, caller) if old != 0 else 0
@@ -328,12 +336,9 @@ def array_put(h, arr, caller, i, child):
 @njit(cache=True)
 def array_take(h, arr, caller, i):
     """Take the child at ``i`` (now the caller's); 0 if the slot is empty."""
-    slot = check_write(h, arr, caller)
-    if slot < 0:
-        return slot
-    if i < 0 or i >= h.meta[slot, NCHILD]:
-        return E_INDEX
-    w = _child_base(h, slot) + i
+    w = _array_word(h, arr, caller, i, True)
+    if w < 0:
+        return w
     old = h.words[w]
     h.words[w] = 0
     return _disown(h, old, caller) if old != 0 else 0
@@ -342,12 +347,8 @@ def array_take(h, arr, caller, i):
 @njit(cache=True)
 def array_peek(h, arr, caller, i):
     """The stored handle at ``i`` (0 if empty), for reading in place."""
-    slot = check_read(h, arr, caller)
-    if slot < 0:
-        return slot
-    if i < 0 or i >= h.meta[slot, NCHILD]:
-        return E_INDEX
-    return h.words[_child_base(h, slot) + i]
+    w = _array_word(h, arr, caller, i, False)
+    return w if w < 0 else h.words[w]
 
 
 @njit(cache=True)
