@@ -353,3 +353,14 @@ def test_rref_array_put_take_and_replace(k):
     arr.free()  # frees the children with it
     assert k.heap.live_objects == 1  # only `old`
     k.heap.check_invariants()
+
+
+def test_partial_writes_are_type_checked(k):
+    b = k.new(Block)
+    with pytest.raises(ValueError, match="do not fit u8"):
+        b[:4] = np.array([300, 301, -1, 2])
+    b[:2] = [1, 2]
+    b[5] = 9
+    with pytest.raises(ValueError, match="out of range for u8"):
+        b[6] = 256
+    assert b[:3].tolist() == [1, 2, 0] and b[5] == 9

@@ -115,3 +115,12 @@ def _dispatchers():
 @pytest.mark.parametrize("name, fn", list(_dispatchers()))
 def test_every_numba_function_is_cached(name, fn):
     assert type(fn._cache).__name__ != "NullCache", f"{name} lacks cache=True"
+
+
+def test_jitted_calls_check_scalar_arguments_like_the_python_tier():
+    k, disk = fresh()
+    with pytest.raises(ValueError, match=r"BDev.read: parameter 'block': -1 is out of range"):
+        k.jit_call(disk, "read", -1, k.new(Block))
+    with pytest.raises(TypeError, match="takes 2 argument"):
+        k.jit_call(disk, "read", 1)
+    assert k.jit_call(disk, "nblocks") == (RPC_OK, 8)

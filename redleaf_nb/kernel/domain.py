@@ -18,7 +18,7 @@ from . import proxy as px
 from .idl import Interface, jit_proxy
 from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
-from .types import UNIT, BorrowType, RRefType, exchangeable
+from .types import UNIT, BorrowType, RRefType, Scalar, exchangeable
 
 
 class InjectedFault(RuntimeError):
@@ -281,7 +281,12 @@ class Kernel:
         fn, _ = jit_proxy(dom.iface, method, numba.typeof(self.arrays), numba.typeof(state))
         self.arrays.ctl[px.CURRENT] = self.calls.current().id
         self.arrays.ctl[px.DEPTH] = 0
-        raw = [a.handle if isinstance(a, Handle) else a for a in args]
+        m = dom.iface.__methods__[method]
+        if len(args) != len(m.params):
+            raise TypeError(f"{m.qualname} takes {len(m.params)} argument(s), got {len(args)}")
+        raw = [a.handle if isinstance(a, Handle) else
+               p.type.coerce(a, f"{m.qualname}: parameter '{p.name}'")
+               if isinstance(p.type, Scalar) else a for p, a in zip(m.params, args)]
         try:
             return fn(self.arrays, dom.id, impl, state, *raw)
         finally:

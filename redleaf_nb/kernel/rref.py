@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from . import heap as hp
-from .types import (HeapType, RRefArrayType, RRefDequeType, RRefType,
+from .types import (Array, HeapType, RRefArrayType, RRefDequeType, RRefType,
                     deferred, exchangeable)
 
 
@@ -85,7 +87,16 @@ class RRef(Handle):
         return self._heap.heap.view(self.handle, self._caller)[index].copy()
 
     def __setitem__(self, index, value):
-        self._heap.heap.view(self.handle, self._caller, write=True)[index] = value
+        """Write part of an array value (type-checked like :meth:`set`)."""
+        view = self._heap.heap.view(self.handle, self._caller, write=True)
+        part = view[index]
+        elem = getattr(self.type.target, "elem", self.type.target)
+        where = f"set {self.type.name}[{index!r}]"
+        if np.ndim(part) == 0:
+            view[index] = elem.coerce(value, where)
+        else:
+            view[index] = Array(elem, np.shape(part)).coerce(np.broadcast_to(value, part.shape),
+                                                              where)
 
 
 class RRefArray(Handle):

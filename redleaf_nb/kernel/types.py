@@ -67,6 +67,9 @@ class Scalar(ExType):
     def __init__(self, name: str, dtype):
         self.name = name
         self.dtype = np.dtype(dtype)
+        if self.dtype.kind in "iu":
+            info = np.iinfo(self.dtype)
+            self.min, self.max = int(info.min), int(info.max)
 
     def __getitem__(self, shape) -> "Array":
         return Array(self, shape)
@@ -81,10 +84,9 @@ class Scalar(ExType):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{where}: expected an integer for {self.name}, "
                                 f"got {type(value).__name__}")
-            info = np.iinfo(self.dtype)
-            if not info.min <= int(value) <= info.max:
+            if not self.min <= int(value) <= self.max:
                 raise ValueError(f"{where}: {value} is out of range for {self.name} "
-                                 f"[{info.min}, {info.max}]")
+                                 f"[{self.min}, {self.max}]")
             return self.dtype.type(value)
         if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
             raise TypeError(f"{where}: expected a number for {self.name}, got {type(value).__name__}")
@@ -114,8 +116,7 @@ class Array(ExType):
         if arr.shape != self.shape:
             raise ValueError(f"{where}: expected shape {self.shape} for {self.name}, got {arr.shape}")
         if self.elem.dtype.kind in "iu" and arr.size:
-            info = np.iinfo(self.elem.dtype)
-            if arr.dtype.kind not in "iub" or arr.min() < info.min or arr.max() > info.max:
+            if arr.dtype.kind not in "iub" or arr.min() < self.elem.min or arr.max() > self.elem.max:
                 raise ValueError(f"{where}: values do not fit {self.elem.name}")
         return arr.astype(self.elem.dtype, copy=True)
 
