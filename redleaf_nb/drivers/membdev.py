@@ -27,7 +27,7 @@ def jit_read(k, disk, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
     if block >= disk.shape[0]:
         raise IndexError("block out of range")
-    hp.data_view(k.heap, data, k.ctl[CURRENT], True)[:] = disk[block]
+    hp.data_view(k, data, k.calls[CURRENT], True)[:] = disk[block]
     return data
 
 
@@ -36,7 +36,7 @@ def jit_write(k, disk, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
     if block >= disk.shape[0]:
         raise IndexError("block out of range")
-    disk[block] = hp.data_view(k.heap, data, k.ctl[CURRENT], False)
+    disk[block] = hp.data_view(k, data, k.calls[CURRENT], False)
 
 
 @njit(cache=True)

@@ -49,11 +49,11 @@ class Domain:
 
     @property
     def state(self) -> str:
-        return px.STATE_NAMES[int(self.kernel.arrays.domains[self.id])]
+        return px.STATE_NAMES[int(self.kernel.heap.h.domains[self.id])]
 
     @property
     def alive(self) -> bool:
-        return self.kernel.arrays.domains[self.id] == px.ALIVE
+        return self.kernel.heap.h.domains[self.id] == px.ALIVE
 
     @property
     def heap(self) -> DomainHeap:
@@ -90,7 +90,6 @@ class Kernel:
     def __init__(self, heap_bytes: int = 64 << 20, max_objects: int = 1 << 16,
                  max_domains: int = 256):
         self.heap = hp.ExchangeHeap(heap_bytes, max_objects, max_domains)
-        self.arrays = px.new_kernel_arrays(self.heap.h)
         self.calls = px.CallRuntime(self)
         self.domain_heap = DomainHeap(self.heap, lambda: self.calls.current().id)
         self._domains: dict[int, Domain] = {}
@@ -101,12 +100,12 @@ class Kernel:
     # -- creation --
     def _new_domain(self, name: str, impl_cls=None, factory=None, args=None) -> Domain:
         did = len(self._domains) + 1  # ids are never reused; 0 means "in a container"
-        if did >= len(self.arrays.domains):
+        if did >= len(self.heap.h.domains):
             raise RuntimeError(f"no more domain ids: this kernel allows "
-                               f"{len(self.arrays.domains) - 1} domains (max_domains)")
+                               f"{len(self.heap.h.domains) - 1} domains (max_domains)")
         d = Domain(self, did, name, impl_cls, factory, args)
         self._domains[did] = d
-        self.arrays.domains[did] = px.ALIVE
+        self.heap.h.domains[did] = px.ALIVE
         self.heap.names[did] = name
         return d
 
@@ -226,14 +225,14 @@ class Kernel:
             raise ValueError("the init domain cannot be crashed or terminated")
         if not dom.alive:
             return
-        self.arrays.domains[dom.id] = state
+        self.heap.h.domains[dom.id] = state
         dom.crash_reason = reason
         self.reclaim(dom)
         dom.impl = None  # the private heap goes with the domain
 
     def reclaim(self, dom: Domain) -> int:
         """Free every heap object and device a (dead) domain owns; objects freed."""
-        n = hp.reclaim(self.heap.h, dom.id)
+        n = hp.reclaim(self.heap.k, dom.id)
         for dev in list(dom.devices):
             self._devices[dev][1] = None
         dom.devices.clear()
@@ -278,9 +277,9 @@ class Kernel:
         dom = proxy.domain
         impl = dom.impl_cls.jit_methods[method]
         state = dom.jit_state  # kept after death, as a jitted caller would keep it
-        fn, _ = jit_proxy(dom.iface, method, numba.typeof(self.arrays), numba.typeof(state))
-        self.arrays.ctl[px.CURRENT] = self.calls.current().id
-        self.arrays.ctl[px.DEPTH] = 0
+        fn, _ = jit_proxy(dom.iface, method, numba.typeof(self.heap.k), numba.typeof(state))
+        self.heap.h.calls[px.CURRENT] = self.calls.current().id
+        self.heap.h.calls[px.DEPTH] = 0
         m = dom.iface.__methods__[method]
         if len(args) != len(m.params):
             raise TypeError(f"{m.qualname} takes {len(m.params)} argument(s), got {len(args)}")
@@ -288,7 +287,7 @@ class Kernel:
                p.type.coerce(a, f"{m.qualname}: parameter '{p.name}'")
                if isinstance(p.type, Scalar) else a for p, a in zip(m.params, args)]
         try:
-            return fn(self.arrays, dom.id, impl, state, *raw)
+            return fn(self.heap.k, dom.id, impl, state, *raw)
         finally:
             self._settle_jitted_deaths(f"panic in jitted {dom.iface.__name__}.{method}")
 

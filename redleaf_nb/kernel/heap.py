@@ -17,57 +17,26 @@ O(1) alloc and free; memory freed in one class is reused by that class only.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
 from numba import njit
 
+from .state import META_COLUMNS, MIN_CHUNK, new_state
 from .types import HeapType
 
 # meta columns
 STATE, GEN, OWNER, TYPE, OFFSET, SIZE, SCLASS, BORROWS, BORROWER, PARENT, \
-    CHILD_OFF, NCHILD, CHILD_TYPE = range(13)
-META_COLUMNS = ("state", "generation", "owner", "type_id", "offset", "size", "size_class",
-                "borrows", "borrower", "parent", "child_off", "nchild", "child_type")
+    CHILD_OFF, NCHILD, CHILD_TYPE = range(len(META_COLUMNS))
 FREE, LIVE = 0, 1
 # ctl words
 BUMP, FREE_TOP, LIVE_OBJECTS, LIVE_BYTES = range(4)
 # owner id of an object held inside a container (RedLeaf uses domain id 0 too)
 CONTAINED = 0
-NCLASSES = 40
-MIN_CHUNK = 8
 SLOT_MASK = 0xFFFFFFFF
 
 # error codes returned by the kernels (all negative)
 E_STALE, E_FOREIGN, E_EXHAUSTED, E_NO_SLOTS, E_BORROWED, E_NOT_BORROWED, \
     E_FULL, E_INDEX, E_TYPE, E_READONLY = range(-1, -11, -1)
-
-
-class HeapArrays(NamedTuple):
-    """All heap state, as arrays, handed to every jitted kernel."""
-
-    meta: np.ndarray         # (slots, 13) int64
-    arena: np.ndarray        # uint8 bytes
-    words: np.ndarray        # the same bytes as int64 words (handles inside containers)
-    ctl: np.ndarray          # int64[4]: bump, free slots, live objects, live bytes
-    free_slots: np.ndarray   # int64 stack of free slot numbers
-    class_heads: np.ndarray  # int64[NCLASSES]: head offset of each size class's free list
-    acct: np.ndarray         # (domains, 2) int64: live objects and bytes per owner id
-
-
-def new_heap_arrays(capacity: int, max_objects: int, max_domains: int) -> HeapArrays:
-    """Fresh, empty heap state."""
-    capacity = (capacity + MIN_CHUNK - 1) // MIN_CHUNK * MIN_CHUNK
-    arena = np.zeros(capacity, np.uint8)
-    meta = np.zeros((max_objects, len(META_COLUMNS)), np.int64)
-    meta[:, GEN] = 1
-    meta[:, PARENT] = -1
-    free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)  # slot 0 popped first
-    ctl = np.zeros(4, np.int64)
-    ctl[FREE_TOP] = max_objects
-    return HeapArrays(meta, arena, arena.view(np.int64), ctl, free_slots,
-                      np.full(NCLASSES, -1, np.int64), np.zeros((max_domains, 2), np.int64))
 
 
 # --- jitted kernels ----------------------------------------------------------
@@ -445,7 +414,7 @@ class ExchangeHeap:
                  max_domains: int = 256):
         if capacity < MIN_CHUNK or max_objects < 1 or max_domains < 2:
             raise ValueError("capacity must be >= 8 bytes, max_objects >= 1, max_domains >= 2")
-        self.h = new_heap_arrays(capacity, max_objects, max_domains)
+        self.h, self.k = new_state(capacity, max_objects, max_domains)
         self.names: dict[int, str] = {CONTAINED: "(in a container)"}
         self._types: list[HeapType] = []
         self._type_ids: dict[HeapType, int] = {}
@@ -468,7 +437,7 @@ class ExchangeHeap:
     def describe(self, handle: int) -> str:
         slot, gen = handle & SLOT_MASK, handle >> 32
         text = f"handle {handle:#x} (slot {slot}, generation {gen}"
-        if slot_of(self.h, handle) < 0:
+        if slot_of(self.k, handle) < 0:
             return text + ")"
         owner = int(self.h.meta[slot, OWNER])
         return (text + f", {self.type_of(int(self.h.meta[slot, TYPE])).name}, owner "
@@ -491,7 +460,7 @@ class ExchangeHeap:
     # -- operations (caller ids are domain ids) --
     def alloc(self, t: HeapType, owner: int) -> int:
         child = self.type_id(t.child) if t.child is not None else -1
-        h = alloc(self.h, owner, self.type_id(t), t.nbytes, t.child_off, t.nchild, child)
+        h = alloc(self.k, owner, self.type_id(t), t.nbytes, t.child_off, t.nchild, child)
         return self.check(h, 0, owner, f"alloc {t.name}")
 
     def view(self, handle: int, caller: int, write: bool = False) -> np.ndarray:
@@ -501,7 +470,7 @@ class ExchangeHeap:
         writing needs ownership and no outstanding borrow.
         """
         op = "write" if write else "read"
-        slot = self.check((check_write if write else check_read)(self.h, handle, caller),
+        slot = self.check((check_write if write else check_read)(self.k, handle, caller),
                           handle, caller, op)
         m = self.h.meta[slot]
         t = self.type_of(int(m[TYPE]))
@@ -513,7 +482,7 @@ class ExchangeHeap:
         return out
 
     def slot(self, handle: int, caller: int) -> int:
-        return self.check(check_read(self.h, handle, caller), handle, caller, "access")
+        return self.check(check_read(self.k, handle, caller), handle, caller, "access")
 
     # -- inspection --
     @property
@@ -570,7 +539,7 @@ class ExchangeHeap:
             for w in h.words[base:base + m[c, NCHILD]]:
                 if w:
                     s = int(w) & SLOT_MASK
-                    assert slot_of(h, int(w)) == s, "a container holds a stale handle"
+                    assert slot_of(self.k, int(w)) == s, "a container holds a stale handle"
                     refs[s] = refs.get(s, 0) + 1
                     assert m[s, PARENT] == c, "a child's parent disagrees with its container"
         assert sorted(refs) == held.tolist() and all(v == 1 for v in refs.values()), \

@@ -288,8 +288,8 @@ def jit_proxy_source(iface: str, methods: dict[str, Method]) -> str:
                   "    caller = jit_push(k, callee)",
                   "    if caller < 0:",
                   f"        return -caller, {null}"]
-        checks = [f"check_write(k.heap, {n}, caller) < 0" for n in owned]
-        checks += [f"check_read(k.heap, {n}, caller) < 0" for n in lent]
+        checks = [f"check_write(k, {n}, caller) < 0" for n in owned]
+        checks += [f"check_read(k, {n}, caller) < 0" for n in lent]
         checks += [f"{a} == {b}" for i, a in enumerate(owned + lent) for b in (owned + lent)[i + 1:]]
         if checks:
             lines += ["    # 2. check every RRef argument before anything moves",
@@ -297,9 +297,9 @@ def jit_proxy_source(iface: str, methods: dict[str, Method]) -> str:
                       "        jit_pop(k, caller)",
                       f"        return RPC_BAD_ARG, {null}",
                       "    # 4. by-value RRefs move to the callee; borrowed ones are lent"]
-            lines += [f"    {n} = move(k.heap, {n}, caller, callee)" for n in owned]
-            lines += [f"    lent_{n} = borrow(k.heap, {n}, caller, callee)" for n in lent]
-        releases = [f"release(k.heap, {n}, lent_{n})" for n in lent]
+            lines += [f"    {n} = move(k, {n}, caller, callee)" for n in owned]
+            lines += [f"    lent_{n} = borrow(k, {n}, caller, callee)" for n in lent]
+        releases = [f"release(k, {n}, lent_{n})" for n in lent]
         lines += ["    # 5. run the callee through its function pointer; a panic unwinds here",
                   "    try:",
                   f"        ret = impl(k, state{''.join(', ' + n for n in names)})",
@@ -313,11 +313,11 @@ def jit_proxy_source(iface: str, methods: dict[str, Method]) -> str:
                   *[f"    {r}" for r in releases]]
         handles = _handle_exprs(m.ret, "ret")
         if handles and isinstance(m.ret, TupleType):
-            moved = [f"move(k.heap, ret[{i}], callee, caller) if ret[{i}] != 0 else 0"
+            moved = [f"move(k, ret[{i}], callee, caller) if ret[{i}] != 0 else 0"
                      if has_heap(it) else f"ret[{i}]" for i, it in enumerate(m.ret.items)]
             lines.append(f"    ret = ({', '.join(moved)},)")
         elif handles:
-            lines.append("    ret = move(k.heap, ret, callee, caller) if ret != 0 else 0")
+            lines.append("    ret = move(k, ret, callee, caller) if ret != 0 else 0")
         lines += ["    jit_caller_died(k, caller)",
                   f"    return RPC_OK, {'0' if unit else 'ret'}", "", ""]
     return "\n".join(lines)

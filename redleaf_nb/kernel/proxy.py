@@ -12,19 +12,18 @@ generates is short because every step of the protocol lives here:
 6. pop the continuation and move returned ``RRef`` s to the caller.
 
 The jitted tier does the same in ``@njit`` kernels over
-:class:`KernelArrays` (status codes instead of exceptions).
+:class:`state.KernelState` (status codes instead of exceptions).
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
 from . import heap as hp
 from .rref import Handle, wrap
+from .state import MAX_CONT
 from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
                     RecordType, Scalar, TupleType, UnitType)
 
@@ -135,7 +134,7 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set,
 def transfer(kernel, t: ExType, value, src: int, dst: int):
     """Move the heap objects inside a checked ``value`` from ``src`` to ``dst``."""
     if isinstance(t, HeapType):
-        new = kernel.heap.check(hp.move(kernel.heap.h, value.handle, src, dst),
+        new = kernel.heap.check(hp.move(kernel.heap.k, value.handle, src, dst),
                                 value.handle, src, "move")
         return wrap(kernel.domain_heap, new, t)
     if isinstance(t, OptionalType):
@@ -195,7 +194,7 @@ class CallRuntime:
     def lend(self, cont: Continuation, t: BorrowType, value):
         """Step 4: a borrowed argument is lent to the callee for this call."""
         h = self.kernel.heap
-        prev = h.check(hp.borrow(h.h, value.handle, cont.caller.id, cont.callee.id),
+        prev = h.check(hp.borrow(h.k, value.handle, cont.caller.id, cont.callee.id),
                        value.handle, cont.caller.id, f"{cont.method}: lend")
         cont.lent.append((value.handle, prev))
         return value
@@ -204,7 +203,7 @@ class CallRuntime:
         popped = self.stack.pop()
         assert popped is cont, "continuation stack out of order"
         for handle, prev in reversed(cont.lent):
-            hp.release(self.kernel.heap.h, handle, prev)  # stale if the owner died: fine
+            hp.release(self.kernel.heap.k, handle, prev)  # stale if the owner died: fine
 
     def unwind(self, cont: Continuation, panic: BaseException) -> RpcError:
         """Step 5: the callee panicked: crash it, unwind here, return RpcError."""
@@ -243,26 +242,11 @@ class CallRuntime:
 
 # --- the jitted tier ---------------------------------------------------------
 
-MAX_CONT = 64            # deepest nesting of jitted cross-domain calls on a thread
-DEPTH, CURRENT = 0, 1    # KernelArrays.ctl words
+DEPTH, CURRENT = 0, 1    # KernelState.calls words
 RPC_OK, RPC_DEAD, RPC_PANIC, RPC_BAD_ARG, RPC_TOO_DEEP = 0, 1, 2, 3, 4
 RPC_STATUS = {RPC_OK: "ok", RPC_DEAD: "callee is dead", RPC_PANIC: "callee panicked",
               RPC_BAD_ARG: "bad argument (stale, foreign or lent RRef)",
               RPC_TOO_DEEP: "continuation stack full"}
-
-
-class KernelArrays(NamedTuple):
-    """The kernel state a jitted domain sees: heap, domain states, continuations."""
-
-    heap: hp.HeapArrays
-    domains: np.ndarray  # int64[max_domains]: UNUSED/ALIVE/CRASHED/TERMINATED
-    conts: np.ndarray    # int64[MAX_CONT, 2]: (caller, callee) per active call
-    ctl: np.ndarray      # int64[2]: depth, current domain
-
-
-def new_kernel_arrays(heap: hp.HeapArrays) -> KernelArrays:
-    return KernelArrays(heap, np.zeros(heap.acct.shape[0], np.int64),
-                        np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -270,21 +254,21 @@ def jit_push(k, callee):
     """Steps 1 and 3: the caller's id, or a negative status if we cannot enter."""
     if k.domains[callee] != ALIVE:
         return -RPC_DEAD
-    d = k.ctl[DEPTH]
+    d = k.calls[DEPTH]
     if d == MAX_CONT:
         return -RPC_TOO_DEEP
-    caller = k.ctl[CURRENT]
+    caller = k.calls[CURRENT]
     k.conts[d, 0] = caller
     k.conts[d, 1] = callee
-    k.ctl[DEPTH] = d + 1
-    k.ctl[CURRENT] = callee
+    k.calls[DEPTH] = d + 1
+    k.calls[CURRENT] = callee
     return caller
 
 
 @njit(cache=True, inline="always")
 def jit_pop(k, caller):
-    k.ctl[DEPTH] -= 1
-    k.ctl[CURRENT] = caller
+    k.calls[DEPTH] -= 1
+    k.calls[CURRENT] = caller
 
 
 @njit(cache=True)
@@ -293,12 +277,12 @@ def jit_crash(k, callee, caller):
     jit_pop(k, caller)
     if k.domains[callee] == ALIVE:
         k.domains[callee] = CRASHED
-        hp.reclaim(k.heap, callee)
+        hp.reclaim(k, callee)
 
 
 @njit(cache=True, inline="always")
 def jit_caller_died(k, caller):
     """After a call returns: if the caller died meanwhile, unwind out of it."""
     if k.domains[caller] != ALIVE:
-        hp.reclaim(k.heap, caller)
+        hp.reclaim(k, caller)
         raise RuntimeError("unwinding out of a dead domain")

@@ -42,12 +42,12 @@ class Handle:
     @property
     def is_live(self) -> bool:
         """False once the object was freed or moved through this handle."""
-        return hp.slot_of(self._heap.heap.h, self.handle) >= 0
+        return hp.slot_of(self._heap.heap.k, self.handle) >= 0
 
     @property
     def owner(self) -> str:
         """Name of the owning domain (checks that the handle is live)."""
-        slot = self._heap.heap.check(hp.slot_of(self._heap.heap.h, self.handle),
+        slot = self._heap.heap.check(hp.slot_of(self._heap.heap.k, self.handle),
                                      self.handle, self._caller, "owner")
         owner = int(self._heap.heap.h.meta[slot, hp.OWNER])
         return self._heap.heap.names.get(owner, str(owner))
@@ -55,7 +55,7 @@ class Handle:
     def free(self) -> None:
         """Drop the object now (RedLeaf drops it when the RRef goes out of scope)."""
         caller = self._caller
-        self._heap.heap.check(hp.free(self._heap.heap.h, self.handle, caller),
+        self._heap.heap.check(hp.free(self._heap.heap.k, self.handle, caller),
                               self.handle, caller, f"free {self.type.name}")
 
     def _wrap(self, handle: int, t: HeapType):
@@ -113,7 +113,7 @@ class RRefArray(Handle):
     def put(self, i: int, value: RRef) -> RRef | None:
         """Store ``value`` (moved in) at ``i``; returns what it replaced, if any."""
         caller = self._caller
-        old = self._heap.heap.check(hp.array_put(self._heap.heap.h, self.handle, caller, i,
+        old = self._heap.heap.check(hp.array_put(self._heap.heap.k, self.handle, caller, i,
                                                  _handle_of(value)),
                                     self.handle, caller, f"put into {self.type.name}")
         return self._wrap(old, self.type.child)
@@ -121,13 +121,13 @@ class RRefArray(Handle):
     def take(self, i: int) -> RRef | None:
         """Remove and return the RRef at ``i`` (None if empty)."""
         caller = self._caller
-        h = self._heap.heap.check(hp.array_take(self._heap.heap.h, self.handle, caller, i),
+        h = self._heap.heap.check(hp.array_take(self._heap.heap.k, self.handle, caller, i),
                                   self.handle, caller, f"take from {self.type.name}")
         return self._wrap(h, self.type.child)
 
     def has(self, i: int) -> bool:
         caller = self._caller
-        return self._heap.heap.check(hp.array_peek(self._heap.heap.h, self.handle, caller, i),
+        return self._heap.heap.check(hp.array_peek(self._heap.heap.k, self.handle, caller, i),
                                      self.handle, caller, f"read {self.type.name}") != 0
 
 
@@ -145,13 +145,13 @@ class RRefDeque(Handle):
 
     def __len__(self):
         caller = self._caller
-        return self._heap.heap.check(hp.deque_len(self._heap.heap.h, self.handle, caller),
+        return self._heap.heap.check(hp.deque_len(self._heap.heap.k, self.handle, caller),
                                      self.handle, caller, f"len {self.type.name}")
 
     def push_back(self, value: RRef) -> RRef | None:
         """Append ``value`` (moved in). If full, returns ``value`` back, as RedLeaf does."""
         caller = self._caller
-        r = hp.deque_push_back(self._heap.heap.h, self.handle, caller, _handle_of(value))
+        r = hp.deque_push_back(self._heap.heap.k, self.handle, caller, _handle_of(value))
         if r == hp.E_FULL:
             return value
         self._heap.heap.check(r, self.handle, caller, f"push into {self.type.name}")
@@ -160,7 +160,7 @@ class RRefDeque(Handle):
     def pop_front(self) -> RRef | None:
         """Remove and return the oldest RRef (None if empty)."""
         caller = self._caller
-        h = self._heap.heap.check(hp.deque_pop_front(self._heap.heap.h, self.handle, caller),
+        h = self._heap.heap.check(hp.deque_pop_front(self._heap.heap.k, self.handle, caller),
                                   self.handle, caller, f"pop from {self.type.name}")
         return self._wrap(h, self.type.child)
 
