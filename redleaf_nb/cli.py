@@ -1,54 +1,82 @@
-"""The ``redleaf-nb`` command: reproduce the results, or open the notebooks.
+"""The ``redleaf-nb`` command: list, run and report the paper's experiments.
 
-Until the experiments harness lands, ``reproduce`` executes the tour
-notebook and writes it, with its outputs, to ``data/results/`` as HTML.
+    redleaf-nb list                       experiments and the paper figure each reproduces
+    redleaf-nb run NAME [--full] [--param k=v ...]
+    redleaf-nb report                     data/results/report.html
+    redleaf-nb reproduce [--full]         run every experiment, then the report
+    redleaf-nb lab                        JupyterLab on the notebooks
 """
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path.cwd()
+from . import experiments as ex
 
 
-def reproduce(args) -> int:
-    import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import ExecutePreprocessor
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ex.ParamError(f"--param expects key=value, got {pair!r}")
+        out[key] = value
+    return out
 
-    out = ROOT / "data" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    if not notebooks:
-        print("no notebooks found: run from the repository root", file=sys.stderr)
-        return 2
-    for nb_path in notebooks:
-        print(f"executing {nb_path.relative_to(ROOT)} ...", flush=True)
-        nb = nbformat.read(nb_path, as_version=4)
-        ExecutePreprocessor(timeout=args.timeout, kernel_name="python3").preprocess(
-            nb, {"metadata": {"path": str(nb_path.parent)}})
-        html, _ = HTMLExporter().from_notebook_node(nb)
-        target = out / f"{nb_path.stem}.html"
-        target.write_text(html)
-        print(f"  wrote {target.relative_to(ROOT)}")
+
+def cmd_list(args) -> int:
+    for exp in ex.discover().values():
+        print(f"{exp.name:12s} {exp.figure:10s} {exp.title}")
+        for p in exp.params:
+            print(f"{'':14s}{p.name} = {p.quick!r} (full {p.full!r}; {p.valid()}): {p.help}")
     return 0
 
 
-def lab(args) -> int:
-    return subprocess.call([sys.executable, "-m", "jupyter", "lab", str(ROOT / "notebooks")])
+def cmd_run(args) -> int:
+    table = ex.run(args.name, full=args.full, **_overrides(args.param))
+    print(table.to_string(index=False))
+    print(f"wrote {ex.results_dir(args.name)}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    print(f"wrote {ex.report()}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    for name in ex.discover():
+        print(f"== {name} ({'full' if args.full else 'quick'})", flush=True)
+        ex.run(name, full=args.full)
+    return cmd_report(args)
+
+
+def cmd_lab(args) -> int:
+    return subprocess.call([sys.executable, "-m", "jupyter", "lab",
+                            str(ex.repo_root() / "notebooks")])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="redleaf-nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("reproduce", help="execute every notebook and write HTML results")
-    p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
-    p.set_defaults(func=reproduce)
-    sub.add_parser("lab", help="open JupyterLab on the notebooks").set_defaults(func=lab)
+    sub.add_parser("list", help="list the experiments").set_defaults(func=cmd_list)
+    p = sub.add_parser("run", help="run one experiment and record its results")
+    p.add_argument("name")
+    p.add_argument("--full", action="store_true", help="the full setting (default: quick)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_run)
+    sub.add_parser("report", help="write the HTML report").set_defaults(func=cmd_report)
+    p = sub.add_parser("reproduce", help="run every experiment, then the report")
+    p.add_argument("--full", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+    sub.add_parser("lab", help="open JupyterLab on the notebooks").set_defaults(func=cmd_lab)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ex.ParamError, KeyError) as e:
+        print(f"redleaf-nb: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
