@@ -277,7 +277,7 @@ class Kernel:
         dom = proxy.domain
         impl = dom.impl_cls.jit_methods[method]
         state = dom.jit_state  # kept after death, as a jitted caller would keep it
-        fn, _ = jit_proxy(dom.iface, method, numba.typeof(self.heap.k), numba.typeof(state))
+        fn = jit_proxy(dom.iface, method, numba.typeof(self.heap.k), numba.typeof(state)).fn
         self.heap.h.calls[px.CURRENT] = self.calls.current().id
         self.heap.h.calls[px.DEPTH] = 0
         m = dom.iface.__methods__[method]

@@ -24,6 +24,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 from numba import njit, types as nbt
@@ -349,12 +350,16 @@ def _load_generated(iface: type):
     return mod
 
 
-def jit_proxy(iface: type, method: str, kernel_type, state_type):
-    """The compiled jitted proxy of ``iface.method`` for a callee state type.
+class JitProxy(NamedTuple):
+    """A compiled jitted proxy and the function types around it."""
 
-    Also returns the function type the callee's jitted implementation must
-    have: ``impl(k, state, *args) -> result``.
-    """
+    fn: object       # the @njit proxy: fn(k, callee, impl, state, *args) -> (status, result)
+    impl_type: object  # what the callee's implementation must be: impl(k, state, *args)
+    type: object     # the proxy's own function type (to call it through a pointer)
+
+
+def jit_proxy(iface: type, method: str, kernel_type, state_type) -> JitProxy:
+    """The compiled jitted proxy of ``iface.method`` for a callee state type."""
     iface = iface.declared()
     key = (method, kernel_type, state_type)
     if key not in iface._jit_cache:
@@ -365,7 +370,8 @@ def jit_proxy(iface: type, method: str, kernel_type, state_type):
         result = nbt.int64 if ret is nbt.none else ret
         sig = nbt.Tuple((nbt.int64, result))(kernel_type, nbt.int64, impl_type, state_type, *args)
         fn = getattr(_load_generated(iface), f"{iface.__name__}_{method}")
-        iface._jit_cache[key] = (njit(sig, cache=True)(fn), impl_type)
+        iface._jit_cache[key] = JitProxy(njit(sig, cache=True)(fn), impl_type,
+                                         nbt.FunctionType(sig))
     return iface._jit_cache[key]
 
 

@@ -1,0 +1,1 @@
+"""Application domains: benchmark callees, and (later) maglev, kvstore, httpd, rv6."""

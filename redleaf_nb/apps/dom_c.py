@@ -1,0 +1,41 @@
+"""dom_c: the callee of RedLeaf's cross-domain call benchmark, in both tiers."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from redleaf_nb.interfaces.bench import Bench
+from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel.proxy import CURRENT
+
+
+@njit(cache=True)
+def jit_null(k, state):
+    """Jitted ``Bench.null``: touch the domain's private state, nothing else."""
+    state[0] += 1
+
+
+@njit(cache=True)
+def jit_one_rref(k, state, x):
+    """Jitted ``Bench.one_rref``: increment the u64 behind ``x`` and return it."""
+    hp.data_view(k, x, k.calls[CURRENT], True).view(np.uint64)[0] += 1
+    return x
+
+
+class DomC(Bench):
+    """A callee whose methods cost next to nothing (its private state: a counter)."""
+
+    jit_methods = {"null": jit_null, "one_rref": jit_one_rref}
+
+    def create_bench(self):
+        self.counter = np.zeros(1, np.int64)
+
+    def jit_state(self):
+        return self.counter
+
+    def null(self):
+        self.counter[0] += 1
+
+    def one_rref(self, x):
+        x.set(x.get() + 1)
+        return x
