@@ -48,10 +48,10 @@ class Store(Interface):
     """Every way an RRef can cross a proxy: moved in, moved back, lent, relayed."""
 
     def stash(self, x: RRef[u64]) -> None: ...
-    def stash_q(self, q: RRefDeque[u64, 4]) -> None: ...
-    def stash_a(self, a: RRefArray[u64, 3]) -> None: ...
+    def stash_q(self, q: RRefDeque[u64, QN]) -> None: ...
+    def stash_a(self, a: RRefArray[u64, AN]) -> None: ...
     def give(self, v: u64) -> RRef[u64]: ...
-    def give_q(self) -> Optional[RRefDeque[u64, 4]]: ...
+    def give_q(self) -> Optional[RRefDeque[u64, QN]]: ...
     def peek(self, x: Borrow[RRef[u64]]) -> u64: ...
     def push(self, x: RRef[u64]) -> bool: ...
     def pop(self) -> Optional[RRef[u64]]: ...
@@ -257,7 +257,7 @@ class HeapMachine(RuleBasedStateMachine):
         return r, fires
 
     # -- allocation and freeing at the top level --
-    @rule(kind=st.sampled_from(["u64", "blob", "arr", "dq"]),
+    @rule(kind=st.sampled_from(["u64", "blob", "blob", "arr", "dq"]),
           size=st.sampled_from(BLOB_SIZES), fill=st.integers(1, 255))
     def alloc(self, kind, size, fill):
         t = {"u64": u64, "blob": u8[size], "arr": AT, "dq": QT}[kind]
@@ -277,15 +277,18 @@ class HeapMachine(RuleBasedStateMachine):
         assert h.owner == "init"
         self._hold(Obj(kind, nbytes, value, [None] * AN if kind == "arr" else []), h)
 
-    @rule()
-    def alloc_u64(self):
-        """The commonest object, given a rule of its own so that there is much to move."""
-        self.alloc("u64", BLOB_SIZES[0], 1)
+    @rule(n=st.integers(1, 4))
+    def alloc_u64(self, n):
+        """The commonest object, in batches, so that there is much to move and store."""
+        for _ in range(n):
+            self.alloc("u64", BLOB_SIZES[0], 1)
 
     @precondition(lambda self: self.init)
     @rule(data=st.data())
     def free(self, data):
         o = data.draw(st.sampled_from(self.init))
+        if o.contents():
+            event("free a non-empty container")
         h = o.h
         o.h.free()
         self._drop(o)
@@ -318,25 +321,29 @@ class HeapMachine(RuleBasedStateMachine):
             self._hold(prev, r)
 
     @precondition(lambda self: self._objs("dq") and self._objs("u64"))
-    @rule(data=st.data())
-    def deque_push(self, data):
+    @rule(data=st.data(), n=st.integers(1, QN))
+    def deque_push(self, data, n):
         q = data.draw(st.sampled_from(self._objs("dq")))
-        x = data.draw(st.sampled_from(self._objs("u64")))
-        h = x.h
-        r = q.h.push_back(h)
-        if len(q.children) == QN:
-            event("push into a full deque")
-            assert r is h and h.is_live
-        else:
-            assert r is None and not h.is_live
-            self._drop(x)
-            q.children.append(x)
+        for _ in range(n):
+            if not self._objs("u64"):
+                break
+            x = data.draw(st.sampled_from(self._objs("u64")))
+            h = x.h
+            r = q.h.push_back(h)
+            if len(q.children) == QN:
+                event("push into a full deque")
+                assert r is h and h.is_live
+            else:
+                assert r is None and not h.is_live
+                self._drop(x)
+                q.children.append(x)
 
     @precondition(lambda self: self._objs("dq"))
     @rule(data=st.data())
     def deque_pop(self, data):
         q = data.draw(st.sampled_from(self._objs("dq")))
         r = q.h.pop_front()
+        event(f"pop from a deque of {min(len(q.children), 2)}+ at init")
         if q.children:
             self._hold(q.children.pop(0), r)
         else:
@@ -371,11 +378,11 @@ class HeapMachine(RuleBasedStateMachine):
                 return
             x = data.draw(st.sampled_from(blobs))
             try:
-                r = c.h.push_back(x.h)
+                c.h.push_back(x.h)
             except ContainerError:
-                assert len(c.children) < QN
+                pass  # refused whether or not the deque is full
             else:
-                assert len(c.children) == QN and r is x.h, "an RRefDeque took a wrong child"
+                raise AssertionError("an RRefDeque took (or handed back) a child of the wrong type")
         assert unchanged(self.k, snap), "a refused container operation changed the heap"
 
     # -- across proxies --
@@ -445,25 +452,29 @@ class HeapMachine(RuleBasedStateMachine):
             assert int(r) == o.value
 
     @precondition(lambda self: self._objs("u64"))
-    @rule(data=st.data())
-    def push(self, data):
+    @rule(data=st.data(), n=st.integers(1, QN))
+    def push(self, data, n):
         d = self._pick(data)
-        o = data.draw(st.sampled_from(self._objs("u64")))
-        h = o.h
-        was_alive = d.alive
-        r, fired = self._call(d, "push", h)
-        if not was_alive:
-            assert h.is_live
-            return
-        self._drop(o)
-        if fired:
-            return
-        if len(d.q.children) < QN:
-            assert bool(r) is True
-            d.q.children.append(o)
-        else:
-            assert bool(r) is False
-            d.kept.append(o)
+        for _ in range(n):
+            if not self._objs("u64"):
+                break
+            o = data.draw(st.sampled_from(self._objs("u64")))
+            h = o.h
+            was_alive = d.alive
+            r, fired = self._call(d, "push", h)
+            if not was_alive:
+                assert h.is_live
+                return
+            self._drop(o)
+            if fired:
+                return
+            if len(d.q.children) < QN:
+                assert bool(r) is True
+                d.q.children.append(o)
+            else:
+                event("push into a full deque in a domain")
+                assert bool(r) is False
+                d.kept.append(o)
 
     @rule(data=st.data())
     def pop(self, data):
@@ -471,6 +482,7 @@ class HeapMachine(RuleBasedStateMachine):
         r, fired = self._call(d, "pop")
         if not d.alive or fired:
             return
+        event(f"pop from a deque of {min(len(d.q.children), 2)}+ in a domain")
         if d.q.children:
             self._hold(d.q.children.pop(0), r)
         else:

@@ -364,3 +364,27 @@ def test_partial_writes_are_type_checked(k):
     with pytest.raises(ValueError, match="out of range for u8"):
         b[6] = 256
     assert b[:3].tolist() == [1, 2, 0] and b[5] == 9
+
+
+def test_a_full_deque_still_refuses_bad_children(k):
+    q = k.new(RRefDeque[u64, 1])
+    q.push_back(k.new(u64, 1))
+    stale = k.new(u64, 2)
+    stale.free()
+    with pytest.raises(StaleRRef):
+        q.push_back(stale)
+    with pytest.raises(ContainerError, match="another type"):
+        q.push_back(k.new(Block))
+
+
+def test_quoted_forward_references_resolve(tmp_path, monkeypatch):
+    (tmp_path / "quoted_iface.py").write_text(
+        "from __future__ import annotations\n"
+        "from redleaf_nb import Interface, create, u32\n"
+        "class P(Interface):\n"
+        "    def ping(self, peer: 'P') -> u32: ...\n"
+        "    @create\n"
+        "    def make(self) -> 'P': ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import quoted_iface
+    assert quoted_iface.P.__methods__["ping"].params[0].mode == "proxy"

@@ -258,13 +258,19 @@ def _live_children(h, slot):
 # --- containers: RRefArray and RRefDeque -------------------------------------
 
 @njit(cache=True)
-def _adopt(h, container, child, caller):
-    """Move ``child`` into ``container``; the handle to store, or an error."""
+def _check_child(h, container, child, caller):
+    """The slot of ``child`` if ``caller`` may put it into ``container``, or an error."""
     cslot = check_write(h, child, caller)
     if cslot < 0:
         return cslot
     if h.meta[cslot, TYPE] != h.meta[container, CHILD_TYPE]:
         return E_TYPE
+    return cslot
+
+
+@njit(cache=True)
+def _adopt(h, container, cslot):
+    """Move a checked child into ``container``; the handle to store."""
     h.meta[cslot, PARENT] = container
     return _transfer(h, cslot, CONTAINED)
 
@@ -294,9 +300,10 @@ def array_put(h, arr, caller, i, child):
     w = _array_word(h, arr, caller, i, True)
     if w < 0:
         return w
-    stored = _adopt(h, arr & SLOT_MASK, child, caller)
-    if stored < 0:
-        return stored
+    cslot = _check_child(h, arr & SLOT_MASK, child, caller)
+    if cslot < 0:
+        return cslot
+    stored = _adopt(h, arr & SLOT_MASK, cslot)
     old = h.words[w]
     h.words[w] = stored
     return _disown(h, old, caller) if old != 0 else 0
@@ -334,13 +341,14 @@ def deque_push_back(h, dq, caller, child):
     slot = check_write(h, dq, caller)
     if slot < 0:
         return slot
+    cslot = _check_child(h, slot, child, caller)
+    if cslot < 0:
+        return cslot
     hdr = h.meta[slot, OFFSET] >> 3
     n = h.meta[slot, NCHILD]
     if h.words[hdr + 2] == n:
         return E_FULL
-    stored = _adopt(h, slot, child, caller)
-    if stored < 0:
-        return stored
+    stored = _adopt(h, slot, cslot)
     head = h.words[hdr]
     h.words[_child_base(h, slot) + head] = stored
     h.words[hdr] = (head + 1) % n

@@ -353,7 +353,9 @@ def resolve_annotations(annotations: dict, globalns: dict, localns: dict) -> dic
     """Evaluate string annotations (``from __future__ import annotations``)."""
     out = {}
     for name, ann in annotations.items():
-        if isinstance(ann, str):
+        for _ in range(2):  # twice: a quoted name under `from __future__ import annotations`
+            if not isinstance(ann, str):
+                break
             try:
                 ann = eval(ann, globalns, localns)  # noqa: S307 - annotations are code
             except NameError as e:
