@@ -53,37 +53,37 @@ def _direct_loop(impl, k, state, n):
     return rdtsc() - t0
 
 
-def _proxy_null_loop(proxy, k, callee, impl, state, n):
+def _proxy_null_loop(proxy, k, callee, state, n):
     bad = 0
     t0 = rdtsc()
     for _ in range(n):
-        status, _r = proxy(k, callee, impl, state)
+        status, _r = proxy(k, callee, state)
         bad += status != 0
     t1 = rdtsc()
     return t1 - t0 if bad == 0 else -1
 
 
-def _proxy_rref_loop(proxy, k, callee, impl, state, x, n):
+def _proxy_rref_loop(proxy, k, callee, state, x, n):
     bad = 0
     t0 = rdtsc()
     for _ in range(n):
-        status, x = proxy(k, callee, impl, state, x)
+        status, x = proxy(k, callee, state, x)
         bad += status != 0
     t1 = rdtsc()
     return (t1 - t0 if bad == 0 else -1), x
 
 
 def _loops(k, state):
-    """The jitted loops, typed so that callee and proxy are function pointers."""
-    kt, st = numba.typeof(k), numba.typeof(state)
-    null, rref = jit_proxy(Bench, "null", kt, st), jit_proxy(Bench, "one_rref", kt, st)
-    i64 = nbt.int64
+    """The jitted loops, typed so that they reach the proxy through a function pointer."""
+    kt, st, i64 = numba.typeof(k), numba.typeof(state), nbt.int64
+    null = jit_proxy(Bench, "null", jit_null, kt, st)
+    rref = jit_proxy(Bench, "one_rref", jit_one_rref, kt, st)
+    impl_t = nbt.FunctionType(nbt.none(kt, st))
     return {
-        "direct": njit(nbt.uint64(null.impl_type, kt, st, i64), cache=True)(_direct_loop),
-        "null": (null.fn, njit(i64(null.type, kt, i64, null.impl_type, st, i64),
-                               cache=True)(_proxy_null_loop)),
-        "rref": (rref.fn, njit(nbt.Tuple((i64, i64))(rref.type, kt, i64, rref.impl_type, st,
-                                                      i64, i64), cache=True)(_proxy_rref_loop)),
+        "direct": njit(nbt.uint64(impl_t, kt, st, i64), cache=True)(_direct_loop),
+        "null": (null.fn, njit(i64(null.type, kt, i64, st, i64), cache=True)(_proxy_null_loop)),
+        "rref": (rref.fn, njit(nbt.Tuple((i64, i64))(rref.type, kt, i64, st, i64, i64),
+                               cache=True)(_proxy_rref_loop)),
     }
 
 
@@ -103,14 +103,14 @@ def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
 
     def rref():
         nonlocal x
-        cycles, x = rref_loop(rref_proxy, ks, callee, jit_one_rref, state, x, calls)
+        cycles, x = rref_loop(rref_proxy, ks, callee, state, x, calls)
         return cycles
 
     rows = []
     for row, fn in [("jitted call through a function pointer (floor)",
                      lambda: loops["direct"](jit_null, ks, state, calls)),
                     ("jitted proxy: null call",
-                     lambda: null_loop(null_proxy, ks, callee, jit_null, state, calls)),
+                     lambda: null_loop(null_proxy, ks, callee, state, calls)),
                     ("jitted proxy: passing RRef<u64>", rref)]:
         fn()  # warm
         cycles = _median_cycles(fn, repeats)

@@ -128,5 +128,6 @@ def test_generated_proxies_are_readable(capsys):
     assert "rt.lend(cont" in src and "rt.move_in(cont" in src
     show_proxy(BDev, jit=True)
     jit_src = capsys.readouterr().out
-    assert "def BDev_read(k, callee, impl, state, block, data):" in jit_src
+    assert "def BDev_read(k, callee, state, block, data):" in jit_src
+    assert "ret = impl(k, state, block, data)" in jit_src
     assert "except Exception:" in jit_src and "jit_crash" in jit_src

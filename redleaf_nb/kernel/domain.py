@@ -277,7 +277,8 @@ class Kernel:
         dom = proxy.domain
         impl = dom.impl_cls.jit_methods[method]
         state = dom.jit_state  # kept after death, as a jitted caller would keep it
-        fn = jit_proxy(dom.iface, method, numba.typeof(self.heap.k), numba.typeof(state)).fn
+        fn = jit_proxy(dom.iface, method, impl, numba.typeof(self.heap.k),
+                       numba.typeof(state)).fn
         self.heap.h.calls[px.CURRENT] = self.calls.current().id
         self.heap.h.calls[px.DEPTH] = 0
         m = dom.iface.__methods__[method]
@@ -287,7 +288,7 @@ class Kernel:
                p.type.coerce(a, f"{m.qualname}: parameter '{p.name}'")
                if isinstance(p.type, Scalar) else a for p, a in zip(m.params, args)]
         try:
-            return fn(self.heap.k, dom.id, impl, state, *raw)
+            return fn(self.heap.k, dom.id, state, *raw)
         finally:
             self._settle_jitted_deaths(f"panic in jitted {dom.iface.__name__}.{method}")
 

@@ -273,16 +273,12 @@ def jit_pop(k, caller):
 
 @njit(cache=True)
 def jit_crash(k, callee, caller):
-    """Step 5: unwind to this continuation, mark the callee crashed, reclaim it."""
+    """Step 5: unwind to this continuation, mark the callee crashed, reclaim it.
+
+    Reclaims even an already-dead callee: results handed to a caller that
+    died while its call was out are freed here, where its unwind lands.
+    """
     jit_pop(k, caller)
     if k.domains[callee] == ALIVE:
         k.domains[callee] = CRASHED
-        hp.reclaim(k, callee)
-
-
-@njit(cache=True, inline="always")
-def jit_caller_died(k, caller):
-    """After a call returns: if the caller died meanwhile, unwind out of it."""
-    if k.domains[caller] != ALIVE:
-        hp.reclaim(k, caller)
-        raise RuntimeError("unwinding out of a dead domain")
+    hp.reclaim(k, callee)
