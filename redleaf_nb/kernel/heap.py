@@ -41,48 +41,66 @@ E_STALE, E_FOREIGN, E_EXHAUSTED, E_NO_SLOTS, E_BORROWED, E_NOT_BORROWED, \
 
 # --- jitted kernels ----------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def make_handle(slot, gen):
     return (gen << 32) | slot
 
 
-@njit(cache=True)
-def slot_of(h, handle):
+# The access checks work on the metadata array itself: jitted code loads
+# ``h.meta`` once per operation (each StructRef field load is reference-counted).
+
+@njit(cache=True, inline="always")
+def meta_slot(m, handle):
     """The slot a live handle names, or E_STALE."""
     slot = handle & SLOT_MASK
-    if handle <= 0 or slot >= h.meta.shape[0]:
+    if handle <= 0 or slot >= m.shape[0]:
         return E_STALE
-    if h.meta[slot, STATE] != LIVE or h.meta[slot, GEN] != handle >> 32:
+    if m[slot, STATE] != LIVE or m[slot, GEN] != handle >> 32:
         return E_STALE
     return slot
 
 
-@njit(cache=True)
-def check_read(h, handle, caller):
+@njit(cache=True, inline="always")
+def meta_read(m, handle, caller):
     """Slot, if ``caller`` owns the object or currently borrows it."""
-    slot = slot_of(h, handle)
+    slot = meta_slot(m, handle)
     if slot < 0:
         return slot
-    if h.meta[slot, OWNER] == caller:
+    if m[slot, OWNER] == caller:
         return slot
-    if h.meta[slot, BORROWS] > 0 and h.meta[slot, BORROWER] == caller:
+    if m[slot, BORROWS] > 0 and m[slot, BORROWER] == caller:
         return slot
     return E_FOREIGN
 
 
-@njit(cache=True)
-def check_write(h, handle, caller):
+@njit(cache=True, inline="always")
+def meta_write(m, handle, caller):
     """Slot, if ``caller`` owns the object and has not lent it out."""
-    slot = slot_of(h, handle)
+    slot = meta_slot(m, handle)
     if slot < 0:
         return slot
-    if h.meta[slot, OWNER] != caller:
-        if h.meta[slot, BORROWS] > 0 and h.meta[slot, BORROWER] == caller:
+    if m[slot, OWNER] != caller:
+        if m[slot, BORROWS] > 0 and m[slot, BORROWER] == caller:
             return E_READONLY
         return E_FOREIGN
-    if h.meta[slot, BORROWS] > 0:
+    if m[slot, BORROWS] > 0:
         return E_BORROWED
     return slot
+
+
+@njit(cache=True, inline="always")
+def slot_of(h, handle):
+    return meta_slot(h.meta, handle)
+
+
+@njit(cache=True, inline="always")
+def check_read(h, handle, caller):
+    return meta_read(h.meta, handle, caller)
+
+
+@njit(cache=True, inline="always")
+def check_write(h, handle, caller):
+    return meta_write(h.meta, handle, caller)
 
 
 @njit(cache=True)
@@ -130,24 +148,24 @@ def alloc(h, owner, type_id, size, child_off, nchild, child_type):
     return make_handle(slot, m[slot, GEN])
 
 
-@njit(cache=True)
-def _bump_generation(h, slot):
-    g = h.meta[slot, GEN] + 1
-    h.meta[slot, GEN] = 1 if g >= (1 << 31) else g
-    return make_handle(slot, h.meta[slot, GEN])
+@njit(cache=True, inline="always")
+def _bump_generation(m, slot):
+    g = m[slot, GEN] + 1
+    m[slot, GEN] = 1 if g >= (1 << 31) else g
+    return make_handle(slot, m[slot, GEN])
 
 
-@njit(cache=True)
-def _transfer(h, slot, new_owner):
+@njit(cache=True, inline="always")
+def _transfer(m, acct, slot, new_owner):
     """Move the accounting and ownership of ``slot``; return its new handle."""
-    m = h.meta
     old = m[slot, OWNER]
-    h.acct[old, 0] -= 1
-    h.acct[old, 1] -= m[slot, SIZE]
-    h.acct[new_owner, 0] += 1
-    h.acct[new_owner, 1] += m[slot, SIZE]
+    size = m[slot, SIZE]
+    acct[old, 0] -= 1
+    acct[old, 1] -= size
+    acct[new_owner, 0] += 1
+    acct[new_owner, 1] += size
     m[slot, OWNER] = new_owner
-    return _bump_generation(h, slot)
+    return _bump_generation(m, slot)
 
 
 @njit(cache=True)
@@ -165,7 +183,7 @@ def _release_slot(h, slot):
     m[slot, STATE] = FREE
     m[slot, BORROWS] = 0
     m[slot, PARENT] = -1
-    _bump_generation(h, slot)
+    _bump_generation(m, slot)
     h.free_slots[h.ctl[FREE_TOP]] = slot
     h.ctl[FREE_TOP] += 1
 
@@ -196,16 +214,17 @@ def free(h, handle, caller):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def move(h, handle, caller, new_owner):
     """Give an object to ``new_owner``; the new handle (the old one goes stale)."""
-    slot = check_write(h, handle, caller)
+    m = h.meta
+    slot = meta_write(m, handle, caller)
     if slot < 0:
         return slot
-    return _transfer(h, slot, new_owner)
+    return _transfer(m, h.acct, slot, new_owner)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def borrow(h, handle, caller, borrower):
     """Lend an object to ``borrower``; returns the previous borrower (0: none)."""
     slot = check_read(h, handle, caller)
@@ -217,7 +236,7 @@ def borrow(h, handle, caller, borrower):
     return prev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def release(h, handle, prev_borrower):
     """End a borrow, restoring the previous borrower; 0 or an error.
 
@@ -272,7 +291,7 @@ def _check_child(h, container, child, caller):
 def _adopt(h, container, cslot):
     """Move a checked child into ``container``; the handle to store."""
     h.meta[cslot, PARENT] = container
-    return _transfer(h, cslot, CONTAINED)
+    return _transfer(h.meta, h.acct, cslot, CONTAINED)
 
 
 @njit(cache=True)
@@ -280,7 +299,7 @@ def _disown(h, child, caller):
     """Take a stored child out of its container, for ``caller``."""
     cslot = child & SLOT_MASK
     h.meta[cslot, PARENT] = -1
-    return _transfer(h, cslot, caller)
+    return _transfer(h.meta, h.acct, cslot, caller)
 
 
 @njit(cache=True)
@@ -554,11 +573,12 @@ class ExchangeHeap:
             "a contained object is orphaned or held twice"
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def data_view(h, handle, caller, write):
     """An object's bytes for jitted domain code; a bad handle is a panic."""
-    slot = check_write(h, handle, caller) if write else check_read(h, handle, caller)
+    m = h.meta
+    slot = meta_write(m, handle, caller) if write else meta_read(m, handle, caller)
     if slot < 0:
         raise ValueError("bad RRef access (stale, foreign or lent handle)")
-    off = h.meta[slot, OFFSET]
-    return h.arena[off:off + h.meta[slot, SIZE]]
+    off = m[slot, OFFSET]
+    return h.arena[off:off + m[slot, SIZE]]
