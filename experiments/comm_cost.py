@@ -242,4 +242,5 @@ EXPERIMENT = Experiment(
     run=run,
     plot=plot,
     bound="Host cost only (no device involved): cycles of this machine's CPU.",
+    extra={"ratios": ratios},
 )
