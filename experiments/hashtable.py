@@ -71,6 +71,7 @@ from numba import njit
 
 from redleaf_nb.experiments import Experiment, Param, ParamError
 from redleaf_nb.kernel.clock import cpu_model, rdtsc, tsc_hz
+from redleaf_nb.native import cache_dir
 
 # --------------------------------------------------------------------------------------
 # Constants (uint64 globals: Numba freezes them, and mixing uint64 with int64 literals
@@ -220,11 +221,6 @@ C_COMPILER = "gcc"
 C_OPT_CHOICES = ("-O2", "-O3")
 
 
-def native_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "redleaf_nb" / "native"
-
-
 @lru_cache(maxsize=None)
 def native(c_opt: str = "-O2"):
     """(ffi, lib) of the C reference built with ``gcc c_opt``; compiled once, then cached."""
@@ -236,7 +232,7 @@ def native(c_opt: str = "-O2"):
     key = hashlib.sha256("\0".join([C_CDEF, C_SOURCE, C_COMPILER, *flags, cffi.__version__,
                                     sysconfig.get_config_var("EXT_SUFFIX")]).encode())
     modname = f"_rnb_hashtable_{key.hexdigest()[:16]}"
-    out_dir = native_cache_dir()
+    out_dir = cache_dir()
     so = out_dir / (modname + sysconfig.get_config_var("EXT_SUFFIX"))
     if not so.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
