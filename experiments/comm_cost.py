@@ -38,7 +38,7 @@ from redleaf_nb.experiments import Experiment, Param
 from redleaf_nb.interfaces.bench import Bench
 from redleaf_nb.kernel.clock import rdtsc, tsc_hz
 from redleaf_nb.kernel.idl import jit_proxy
-from redleaf_nb.kernel.proxy import CURRENT, RPC_OK
+from redleaf_nb.kernel.proxy import CURRENT
 from redleaf_nb.native import build_executable
 
 HERE = Path(__file__).resolve().parent

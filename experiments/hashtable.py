@@ -63,7 +63,6 @@ import tempfile
 import time
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-import numpy as np
 from numba import njit
 
 from . import heap as hp
