@@ -158,7 +158,7 @@ class Dom:
 
 
 def snapshot(k):
-    return [a.copy() for a in k.heap.h]
+    return [np.copy(a) for a in k.heap.h]
 
 
 def unchanged(k, snap) -> bool:

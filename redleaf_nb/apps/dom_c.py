@@ -6,7 +6,8 @@ from numba import njit
 
 from redleaf_nb.interfaces.bench import Bench
 from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import CURRENT
+from redleaf_nb.kernel.proxy import jit_current
+from redleaf_nb.kernel.raw import load, store
 
 
 @njit(cache=True)
@@ -18,7 +19,8 @@ def jit_null(k, state):
 @njit(cache=True)
 def jit_one_rref(k, state, x):
     """Jitted ``Bench.one_rref``: increment the u64 behind ``x`` and return it."""
-    hp.data_view(k, x, k.calls[CURRENT], True).view(np.uint64)[0] += 1
+    addr = hp.word_address(k, x, jit_current(k), True)
+    store(addr, 0, load(addr, 0) + 1)
     return x
 
 

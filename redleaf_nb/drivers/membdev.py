@@ -12,7 +12,7 @@ from numba import njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
 from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import CURRENT
+from redleaf_nb.kernel.proxy import jit_current
 
 
 class MemDisk:
@@ -27,7 +27,7 @@ def jit_read(k, disk, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
     if block >= disk.shape[0]:
         raise IndexError("block out of range")
-    hp.data_view(k, data, k.calls[CURRENT], True)[:] = disk[block]
+    hp.data_view(k, data, jit_current(k), True)[:] = disk[block]
     return data
 
 
@@ -36,7 +36,7 @@ def jit_write(k, disk, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
     if block >= disk.shape[0]:
         raise IndexError("block out of range")
-    disk[block] = hp.data_view(k, data, k.calls[CURRENT], False)
+    disk[block] = hp.data_view(k, data, jit_current(k), False)
 
 
 @njit(cache=True)

@@ -21,12 +21,14 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from .raw import load, store
 from .state import META_COLUMNS, MIN_CHUNK, new_state
 from .types import HeapType
 
 # meta columns
 STATE, GEN, OWNER, TYPE, OFFSET, SIZE, SCLASS, BORROWS, BORROWER, PARENT, \
     CHILD_OFF, NCHILD, CHILD_TYPE = range(len(META_COLUMNS))
+NMETA = len(META_COLUMNS)
 FREE, LIVE = 0, 1
 # ctl words
 BUMP, FREE_TOP, LIVE_OBJECTS, LIVE_BYTES = range(4)
@@ -46,61 +48,67 @@ def make_handle(slot, gen):
     return (gen << 32) | slot
 
 
-# The access checks work on the metadata array itself: jitted code loads
-# ``h.meta`` once per operation (each StructRef field load is reference-counted).
+# The hot kernels (access checks, moves, borrows) read and write the metadata
+# as raw words through base addresses (raw.py), and take those addresses as
+# plain integers: no array and no StructRef is handed between them, so Numba
+# has nothing to reference-count when it inlines them into a proxy. The
+# ``h``-level functions below them only unpack the addresses.
 
 @njit(cache=True, inline="always")
-def meta_slot(m, handle):
-    """The slot a live handle names, or E_STALE."""
+def mget(mp, slot, col):
+    return load(mp, slot * NMETA + col)
+
+
+@njit(cache=True, inline="always")
+def mset(mp, slot, col, value):
+    store(mp, slot * NMETA + col, value)
+
+
+@njit(cache=True, inline="always")
+def _slot(mp, nslots, handle):
     slot = handle & SLOT_MASK
-    if handle <= 0 or slot >= m.shape[0]:
-        return E_STALE
-    if m[slot, STATE] != LIVE or m[slot, GEN] != handle >> 32:
-        return E_STALE
+    live = (handle > 0 and slot < nslots and mget(mp, slot, STATE) == LIVE
+            and mget(mp, slot, GEN) == handle >> 32)
+    return slot if live else E_STALE
+
+
+@njit(cache=True, inline="always")
+def _read(mp, nslots, handle, caller):
+    slot = _slot(mp, nslots, handle)
+    if slot >= 0 and mget(mp, slot, OWNER) != caller and not (
+            mget(mp, slot, BORROWS) > 0 and mget(mp, slot, BORROWER) == caller):
+        slot = E_FOREIGN
     return slot
 
 
 @njit(cache=True, inline="always")
-def meta_read(m, handle, caller):
-    """Slot, if ``caller`` owns the object or currently borrows it."""
-    slot = meta_slot(m, handle)
-    if slot < 0:
-        return slot
-    if m[slot, OWNER] == caller:
-        return slot
-    if m[slot, BORROWS] > 0 and m[slot, BORROWER] == caller:
-        return slot
-    return E_FOREIGN
-
-
-@njit(cache=True, inline="always")
-def meta_write(m, handle, caller):
-    """Slot, if ``caller`` owns the object and has not lent it out."""
-    slot = meta_slot(m, handle)
-    if slot < 0:
-        return slot
-    if m[slot, OWNER] != caller:
-        if m[slot, BORROWS] > 0 and m[slot, BORROWER] == caller:
-            return E_READONLY
-        return E_FOREIGN
-    if m[slot, BORROWS] > 0:
-        return E_BORROWED
+def _write(mp, nslots, handle, caller):
+    slot = _slot(mp, nslots, handle)
+    if slot >= 0:
+        if mget(mp, slot, OWNER) != caller:
+            lent_to_caller = mget(mp, slot, BORROWS) > 0 and mget(mp, slot, BORROWER) == caller
+            slot = E_READONLY if lent_to_caller else E_FOREIGN
+        elif mget(mp, slot, BORROWS) > 0:
+            slot = E_BORROWED
     return slot
 
 
 @njit(cache=True, inline="always")
 def slot_of(h, handle):
-    return meta_slot(h.meta, handle)
+    """The slot a live handle names, or E_STALE."""
+    return _slot(h.meta_p, h.nslots, handle)
 
 
 @njit(cache=True, inline="always")
 def check_read(h, handle, caller):
-    return meta_read(h.meta, handle, caller)
+    """Slot, if ``caller`` owns the object or currently borrows it."""
+    return _read(h.meta_p, h.nslots, handle, caller)
 
 
 @njit(cache=True, inline="always")
 def check_write(h, handle, caller):
-    return meta_write(h.meta, handle, caller)
+    """Slot, if ``caller`` owns the object and has not lent it out."""
+    return _write(h.meta_p, h.nslots, handle, caller)
 
 
 @njit(cache=True)
@@ -149,23 +157,27 @@ def alloc(h, owner, type_id, size, child_off, nchild, child_type):
 
 
 @njit(cache=True, inline="always")
-def _bump_generation(m, slot):
-    g = m[slot, GEN] + 1
-    m[slot, GEN] = 1 if g >= (1 << 31) else g
-    return make_handle(slot, m[slot, GEN])
+def _bump_generation(mp, slot):
+    g = mget(mp, slot, GEN) + 1
+    g = 1 if g >= (1 << 31) else g
+    mset(mp, slot, GEN, g)
+    return make_handle(slot, g)
 
 
 @njit(cache=True, inline="always")
-def _transfer(m, acct, slot, new_owner):
+def _account(ap, owner, objects, nbytes):
+    store(ap, 2 * owner, load(ap, 2 * owner) + objects)
+    store(ap, 2 * owner + 1, load(ap, 2 * owner + 1) + nbytes)
+
+
+@njit(cache=True, inline="always")
+def _transfer(mp, ap, slot, new_owner):
     """Move the accounting and ownership of ``slot``; return its new handle."""
-    old = m[slot, OWNER]
-    size = m[slot, SIZE]
-    acct[old, 0] -= 1
-    acct[old, 1] -= size
-    acct[new_owner, 0] += 1
-    acct[new_owner, 1] += size
-    m[slot, OWNER] = new_owner
-    return _bump_generation(m, slot)
+    size = mget(mp, slot, SIZE)
+    _account(ap, mget(mp, slot, OWNER), -1, -size)
+    _account(ap, new_owner, 1, size)
+    mset(mp, slot, OWNER, new_owner)
+    return _bump_generation(mp, slot)
 
 
 @njit(cache=True)
@@ -183,7 +195,7 @@ def _release_slot(h, slot):
     m[slot, STATE] = FREE
     m[slot, BORROWS] = 0
     m[slot, PARENT] = -1
-    _bump_generation(m, slot)
+    _bump_generation(h.meta_p, slot)
     h.free_slots[h.ctl[FREE_TOP]] = slot
     h.ctl[FREE_TOP] += 1
 
@@ -215,25 +227,47 @@ def free(h, handle, caller):
 
 
 @njit(cache=True, inline="always")
+def _move(mp, ap, nslots, handle, caller, new_owner):
+    out = _write(mp, nslots, handle, caller)
+    if out >= 0:
+        out = _transfer(mp, ap, out, new_owner)
+    return out
+
+
+@njit(cache=True, inline="always")
 def move(h, handle, caller, new_owner):
     """Give an object to ``new_owner``; the new handle (the old one goes stale)."""
-    m = h.meta
-    slot = meta_write(m, handle, caller)
-    if slot < 0:
-        return slot
-    return _transfer(m, h.acct, slot, new_owner)
+    return _move(h.meta_p, h.acct_p, h.nslots, handle, caller, new_owner)
+
+
+@njit(cache=True, inline="always")
+def _borrow(mp, nslots, handle, caller, borrower):
+    out = _read(mp, nslots, handle, caller)
+    if out >= 0:
+        slot = out
+        out = mget(mp, slot, BORROWER)
+        mset(mp, slot, BORROWS, mget(mp, slot, BORROWS) + 1)
+        mset(mp, slot, BORROWER, borrower)
+    return out
 
 
 @njit(cache=True, inline="always")
 def borrow(h, handle, caller, borrower):
     """Lend an object to ``borrower``; returns the previous borrower (0: none)."""
-    slot = check_read(h, handle, caller)
-    if slot < 0:
-        return slot
-    prev = h.meta[slot, BORROWER]
-    h.meta[slot, BORROWS] += 1
-    h.meta[slot, BORROWER] = borrower
-    return prev
+    return _borrow(h.meta_p, h.nslots, handle, caller, borrower)
+
+
+@njit(cache=True, inline="always")
+def _release(mp, nslots, handle, prev_borrower):
+    out = _slot(mp, nslots, handle)
+    if out >= 0:
+        slot = out
+        out = E_NOT_BORROWED
+        if mget(mp, slot, BORROWS) > 0:
+            mset(mp, slot, BORROWS, mget(mp, slot, BORROWS) - 1)
+            mset(mp, slot, BORROWER, prev_borrower)
+            out = 0
+    return out
 
 
 @njit(cache=True, inline="always")
@@ -243,14 +277,7 @@ def release(h, handle, prev_borrower):
     A handle gone stale meanwhile (its owner crashed and was reclaimed) is
     reported, not fatal: the proxy that lent it ignores that case.
     """
-    slot = slot_of(h, handle)
-    if slot < 0:
-        return slot
-    if h.meta[slot, BORROWS] == 0:
-        return E_NOT_BORROWED
-    h.meta[slot, BORROWS] -= 1
-    h.meta[slot, BORROWER] = prev_borrower
-    return 0
+    return _release(h.meta_p, h.nslots, handle, prev_borrower)
 
 
 @njit(cache=True)
@@ -291,7 +318,7 @@ def _check_child(h, container, child, caller):
 def _adopt(h, container, cslot):
     """Move a checked child into ``container``; the handle to store."""
     h.meta[cslot, PARENT] = container
-    return _transfer(h.meta, h.acct, cslot, CONTAINED)
+    return _transfer(h.meta_p, h.acct_p, cslot, CONTAINED)
 
 
 @njit(cache=True)
@@ -299,7 +326,7 @@ def _disown(h, child, caller):
     """Take a stored child out of its container, for ``caller``."""
     cslot = child & SLOT_MASK
     h.meta[cslot, PARENT] = -1
-    return _transfer(h.meta, h.acct, cslot, caller)
+    return _transfer(h.meta_p, h.acct_p, cslot, caller)
 
 
 @njit(cache=True)
@@ -576,9 +603,25 @@ class ExchangeHeap:
 @njit(cache=True, inline="always")
 def data_view(h, handle, caller, write):
     """An object's bytes for jitted domain code; a bad handle is a panic."""
-    m = h.meta
-    slot = meta_write(m, handle, caller) if write else meta_read(m, handle, caller)
+    mp = h.meta_p
+    slot = _write(mp, h.nslots, handle, caller) if write else _read(mp, h.nslots, handle, caller)
     if slot < 0:
         raise ValueError("bad RRef access (stale, foreign or lent handle)")
-    off = m[slot, OFFSET]
-    return h.arena[off:off + m[slot, SIZE]]
+    off = mget(mp, slot, OFFSET)
+    return h.arena[off:off + mget(mp, slot, SIZE)]
+
+
+@njit(cache=True, inline="always")
+def _word_address(mp, nslots, arena_p, handle, caller, write):
+    slot = _write(mp, nslots, handle, caller) if write else _read(mp, nslots, handle, caller)
+    if slot < 0:
+        raise ValueError("bad RRef access (stale, foreign or lent handle)")
+    return arena_p + mget(mp, slot, OFFSET)
+
+
+@njit(cache=True, inline="always")
+def word_address(h, handle, caller, write):
+    """The address of an object's first 8-byte word, for raw access (raw.py):
+    the cheapest way for jitted domain code to use a small RRef. A bad
+    handle is a panic."""
+    return _word_address(h.meta_p, h.nslots, h.arena_p, handle, caller, write)

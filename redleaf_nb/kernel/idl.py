@@ -262,8 +262,8 @@ def _jit_ret_type(t: ExType, where: str):
 
 JIT_HEADER = """\
 from redleaf_nb.kernel.heap import check_read, check_write, move, borrow, release
-from redleaf_nb.kernel.proxy import (ALIVE, RPC_OK, RPC_PANIC, RPC_BAD_ARG, jit_push, jit_pop,
-                                     jit_crash)
+from redleaf_nb.kernel.proxy import (RPC_OK, RPC_PANIC, RPC_BAD_ARG, jit_alive, jit_push,
+                                     jit_pop, jit_crash)
 """
 
 
@@ -299,7 +299,7 @@ def jit_method_source(iface: str, m: Method) -> str:
         lines += [f"    lent_{n} = borrow(k, {n}, caller, callee)" for n in lent]
     releases = [f"release(k, {n}, lent_{n})" for n in lent]
     unwind = ["    # a caller that died while the call was out unwinds to its own entry",
-              "    if k.domains[caller] != ALIVE:",
+              "    if not jit_alive(k, caller):",
               '        raise RuntimeError("unwinding out of a dead domain")']
     lines += ["    # 5. run the callee; a panic unwinds here: crash and reclaim it",
               "    try:",

@@ -22,6 +22,7 @@ from numba import njit
 
 from . import heap as hp
 from .rref import Handle, wrap
+from .raw import load, store
 from .state import MAX_CONT
 from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
                     RecordType, Scalar, TupleType, UnitType)
@@ -249,25 +250,49 @@ RPC_STATUS = {RPC_OK: "ok", RPC_DEAD: "callee is dead", RPC_PANIC: "callee panic
 
 
 @njit(cache=True, inline="always")
+def jit_alive(k, domain):
+    return load(k.domains_p, domain) == ALIVE
+
+
+@njit(cache=True, inline="always")
+def jit_current(k):
+    """The domain the jitted tier is running in (for heap access checks)."""
+    return load(k.calls_p, CURRENT)
+
+
+@njit(cache=True, inline="always")
+def _push(dp, kp, cp, callee):
+    d = load(kp, DEPTH)
+    out = -RPC_DEAD
+    if load(dp, callee) == ALIVE:
+        out = -RPC_TOO_DEEP
+        if d < MAX_CONT:
+            out = load(kp, CURRENT)
+            store(cp, 2 * d, out)
+            store(cp, 2 * d + 1, callee)
+            store(kp, DEPTH, d + 1)
+            store(kp, CURRENT, callee)
+    return out
+
+
+@njit(cache=True, inline="always")
 def jit_push(k, callee):
-    """Steps 1 and 3: the caller's id, or a negative status if we cannot enter."""
-    if k.domains[callee] != ALIVE:
-        return -RPC_DEAD
-    d = k.calls[DEPTH]
-    if d == MAX_CONT:
-        return -RPC_TOO_DEEP
-    caller = k.calls[CURRENT]
-    k.conts[d, 0] = caller
-    k.conts[d, 1] = callee
-    k.calls[DEPTH] = d + 1
-    k.calls[CURRENT] = callee
-    return caller
+    """Steps 1 and 3: the caller's id, or a negative status if we cannot enter.
+
+    Raw words and a single exit, like the heap's hot kernels.
+    """
+    return _push(k.domains_p, k.calls_p, k.conts_p, callee)
+
+
+@njit(cache=True, inline="always")
+def _pop(kp, caller):
+    store(kp, DEPTH, load(kp, DEPTH) - 1)
+    store(kp, CURRENT, caller)
 
 
 @njit(cache=True, inline="always")
 def jit_pop(k, caller):
-    k.calls[DEPTH] -= 1
-    k.calls[CURRENT] = caller
+    _pop(k.calls_p, caller)
 
 
 @njit(cache=True)

@@ -21,7 +21,8 @@ NCLASSES = 40   # power-of-two size classes of the heap allocator
 MIN_CHUNK = 8   # bytes: the smallest chunk, and the alignment of every object
 MAX_CONT = 64   # deepest nesting of jitted cross-domain calls
 FIELDS = ("meta", "arena", "words", "ctl", "free_slots", "class_heads", "acct",
-          "domains", "conts", "calls")
+          "domains", "conts", "calls", "meta_p", "acct_p", "domains_p", "conts_p", "calls_p",
+          "arena_p", "nslots")
 
 
 class StateArrays(NamedTuple):
@@ -37,6 +38,14 @@ class StateArrays(NamedTuple):
     domains: np.ndarray      # int64[domains]: UNUSED / ALIVE / CRASHED / TERMINATED
     conts: np.ndarray        # (MAX_CONT, 2) int64: (caller, callee) of each active jitted call
     calls: np.ndarray        # int64[2]: jitted call depth, current domain
+    # the data addresses of the hot arrays above, for raw word access (see raw.py)
+    meta_p: int
+    acct_p: int
+    domains_p: int
+    conts_p: int
+    calls_p: int
+    arena_p: int
+    nslots: int
 
 
 @structref.register
@@ -64,9 +73,11 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     meta[:, 9] = -1   # no parent
     ctl = np.zeros(4, np.int64)
     ctl[1] = max_objects
+    acct, domains = np.zeros((max_domains, 2), np.int64), np.zeros(max_domains, np.int64)
+    conts, calls = np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64)
     arrays = StateArrays(meta, arena, arena.view(np.int64), ctl,
                          np.arange(max_objects - 1, -1, -1, dtype=np.int64),
-                         np.full(NCLASSES, -1, np.int64), np.zeros((max_domains, 2), np.int64),
-                         np.zeros(max_domains, np.int64), np.zeros((MAX_CONT, 2), np.int64),
-                         np.zeros(2, np.int64))
+                         np.full(NCLASSES, -1, np.int64), acct, domains, conts, calls,
+                         *(a.ctypes.data for a in (meta, acct, domains, conts, calls, arena)),
+                         max_objects)
     return arrays, KernelState(*arrays)
