@@ -6,7 +6,8 @@ Rows, each the median over ``repeats`` of a loop of many calls:
   into the callee costs by itself) and a plain Python method call;
 * a null cross-domain call through the jitted proxy and the Python-tier
   proxy; the same passing one ``RRef<u64>`` (moved there and back);
-* the Python-tier call via a shadow domain, with and without an RRef;
+* the same via a shadow domain (two crossings: caller -> shadow -> driver),
+  in both tiers;
 * isolation by address spaces, measured on this machine: a round trip
   between two processes over pipes (both pinned to one core) and over shared
   memory with spinning (each on its own core), standing where the paper puts
@@ -33,7 +34,7 @@ from numba import types as nbt
 from tqdm.auto import tqdm
 
 from redleaf_nb import Kernel, u64
-from redleaf_nb.apps.dom_c import DomC, jit_null, jit_one_rref
+from redleaf_nb.apps.dom_c import DomC, jit_null
 from redleaf_nb.experiments import Experiment, Param
 from redleaf_nb.interfaces.bench import Bench
 from redleaf_nb.kernel.clock import rdtsc, tsc_hz
@@ -73,18 +74,16 @@ def _proxy_rref_loop(proxy, k, callee, state, x, n):
     return (t1 - t0 if bad == 0 else -1), x
 
 
-def _loops(k, state):
-    """The jitted loops, typed so that they reach the proxy through a function pointer."""
+def _loops(k, state, impls):
+    """Proxied-call loops for a callee (its state and jitted methods), typed so that
+    they reach the proxy through a function pointer."""
     kt, st, i64 = numba.typeof(k), numba.typeof(state), nbt.int64
-    null = jit_proxy(Bench, "null", jit_null, kt, st)
-    rref = jit_proxy(Bench, "one_rref", jit_one_rref, kt, st)
-    impl_t = nbt.FunctionType(nbt.none(kt, st))
-    return {
-        "direct": njit(nbt.uint64(impl_t, kt, st, i64), cache=True)(_direct_loop),
-        "null": (null.fn, njit(i64(null.type, kt, i64, st, i64), cache=True)(_proxy_null_loop)),
-        "rref": (rref.fn, njit(nbt.Tuple((i64, i64))(rref.type, kt, i64, st, i64, i64),
-                               cache=True)(_proxy_rref_loop)),
-    }
+    null = jit_proxy(Bench, "null", impls["null"], kt, st)
+    rref = jit_proxy(Bench, "one_rref", impls["one_rref"], kt, st)
+    null_loop = njit(i64(null.type, kt, i64, st, i64), cache=True)(_proxy_null_loop)
+    rref_loop = njit(nbt.Tuple((i64, i64))(rref.type, kt, i64, st, i64, i64),
+                     cache=True)(_proxy_rref_loop)
+    return null.fn, null_loop, rref.fn, rref_loop
 
 
 def _median_cycles(fn, repeats):
@@ -94,34 +93,41 @@ def _median_cycles(fn, repeats):
 def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
     k = Kernel(heap_bytes=1 << 16, max_objects=64)
     dom = k.create("dom_c", DomC)
-    ks, state, callee = k.heap.k, dom.domain.jit_state, dom.domain.id
-    loops = _loops(ks, state)
+    shadow = k.create_shadow("shadow", "dom_c")
+    ks = k.heap.k
     k.heap.h.calls[CURRENT] = k.init.id
-    null_proxy, null_loop = loops["null"]
-    rref_proxy, rref_loop = loops["rref"]
-    x = k.new(u64, 0).handle
+    box = {"x": k.new(u64, 0).handle}
 
-    def rref():
-        nonlocal x
-        cycles, x = rref_loop(rref_proxy, ks, callee, state, x, calls)
-        return cycles
+    def rows_for(callee, via):
+        state = callee.domain.jit_state
+        null_proxy, null_loop, rref_proxy, rref_loop = _loops(
+            ks, state, type(callee.domain.impl).jit_methods)
 
+        def rref():
+            cycles, box["x"] = rref_loop(rref_proxy, ks, callee.domain.id, state, box["x"], calls)
+            return cycles
+        return [(f"jitted proxy{via}: null call",
+                 lambda: null_loop(null_proxy, ks, callee.domain.id, state, calls)),
+                (f"jitted proxy{via}: passing RRef<u64>", rref)]
+
+    floor_t = nbt.FunctionType(nbt.none(numba.typeof(ks), numba.typeof(dom.domain.jit_state)))
+    floor = njit(nbt.uint64(floor_t, numba.typeof(ks), numba.typeof(dom.domain.jit_state),
+                            nbt.int64), cache=True)(_direct_loop)
     rows = []
     for row, fn in [("jitted call through a function pointer (floor)",
-                     lambda: loops["direct"](jit_null, ks, state, calls)),
-                    ("jitted proxy: null call",
-                     lambda: null_loop(null_proxy, ks, callee, state, calls)),
-                    ("jitted proxy: passing RRef<u64>", rref)]:
+                     lambda: floor(jit_null, ks, dom.domain.jit_state, calls)),
+                    *rows_for(dom, ""), *rows_for(shadow, " via shadow")]:
         fn()  # warm
         cycles = _median_cycles(fn, repeats)
         if cycles < 0:
             raise RuntimeError(f"{row}: a call failed during the measurement")
         rows.append(dict(row=row, tier="jitted", cycles=cycles / calls, calls=calls))
         bar.update()
-    value = k.wrap(x, u64).get()
-    expected = calls * (repeats + 1)
-    if value != expected:
-        raise RuntimeError(f"one_rref ran {value} times, expected {expected}")
+    value = k.wrap(box["x"], u64).get()
+    expected = 2 * calls * (repeats + 1)
+    if value != expected or shadow.domain.jit_state[0][1] != 0:
+        raise RuntimeError(f"one_rref ran {value} times (expected {expected}), or the "
+                           "shadow restarted its driver during the measurement")
     return rows
 
 
@@ -179,7 +185,7 @@ def measure_processes(round_trips: int, repeats: int, bar) -> list[dict]:
 
 def run(params: dict) -> pd.DataFrame:
     hz = tsc_hz()
-    with tqdm(total=10, desc="comm_cost", unit="row") as bar:
+    with tqdm(total=12, desc="comm_cost", unit="row") as bar:
         rows = (measure_jitted(params["jit_calls"], params["repeats"], bar)
                 + measure_python(params["py_calls"], params["repeats"], bar)
                 + measure_processes(params["ipc_round_trips"], params["repeats"], bar))
@@ -196,6 +202,7 @@ def ratios(ours: pd.DataFrame) -> dict:
     null = c["jitted proxy: null call"]
     return {"jitted null call (cycles)": null,
             "RRef adds (cycles)": c["jitted proxy: passing RRef<u64>"] - null,
+            "shadow / plain, jitted tier": c["jitted proxy via shadow: null call"] / null,
             "shadow / plain, Python tier": c["Python proxy via shadow: null call"]
             / c["Python proxy: null call"],
             "spin round trip / jitted null call":

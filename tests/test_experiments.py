@@ -51,7 +51,7 @@ def comm_cost_run(tmp_path_factory):
 def test_comm_cost_measures_every_row_in_cycles_and_ns(comm_cost_run):
     table, _ = comm_cost_run
     assert list(table.columns) == ["row", "tier", "cycles", "ns", "calls", "repeats"]
-    assert len(table) == 10 and set(table.tier) == {"jitted", "python", "processes"}
+    assert len(table) == 12 and set(table.tier) == {"jitted", "python", "processes"}
     assert (table.cycles > 0).all() and (table.ns > 0).all()
     ghz = (table.cycles / table.ns).to_numpy()
     assert np.allclose(ghz, tsc_hz() / 1e9, rtol=1e-6)  # one clock converts both

@@ -124,3 +124,27 @@ def test_jitted_calls_check_scalar_arguments_like_the_python_tier():
     with pytest.raises(TypeError, match="takes 2 argument"):
         k.jit_call(disk, "read", 1)
     assert k.jit_call(disk, "nblocks") == (RPC_OK, 8)
+
+
+def test_a_jitted_shadow_restarts_its_driver_transparently():
+    k, disk = fresh()
+    sh = k.create_shadow("shadow", "membdev")
+    buf = k.new(Block, np.full(4096, 4, np.uint8))
+    assert k.jit_call(sh, "write", 2, buf) == (RPC_OK, 0)
+    k.crash("membdev")
+    assert k.jit_call(sh, "nblocks") == (RPC_OK, 8)  # restarted, no error
+    status, h = k.jit_call(sh, "read", 2, k.new(Block))
+    assert status == RPC_OK and (k.wrap(h, Block).get() == 4).all()  # the write survived
+    assert sh.domain.jit_state[0][1] == 1 and k.lookup("membdev").domain.alive
+    k.heap.check_invariants()
+
+
+def test_a_jitted_shadow_reports_a_request_it_cannot_retry():
+    k, disk = fresh()
+    sh = k.create_shadow("shadow", "membdev")
+    buf = k.new(Block)
+    status, _ = k.jit_call(sh, "read", 100, buf)  # the driver panics on every try
+    assert status == RPC_PANIC and not buf.is_live  # reported, and nothing leaked
+    assert k.lookup("membdev").domain.alive  # restarted once; the moved buffer was lost
+    assert sh.domain.state == "crashed"  # the jitted shadow reports by panicking
+    k.heap.check_invariants()

@@ -187,7 +187,7 @@ class Kernel:
     def create_shadow(self, name: str, target: str, policy=None):
         """Start a shadow domain that guards (and recovers) domain ``target``."""
         guarded = self._domain(target)
-        cls = shadow_class(guarded.iface)
+        cls = shadow_class(guarded.iface, guarded.impl_cls)
         proxy = self._start(name, cls, None, {})
         proxy.domain.impl._setup(guarded.name, policy or RestartPolicy())
         return proxy
