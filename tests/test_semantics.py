@@ -129,7 +129,6 @@ def test_bad_arguments_raise_in_the_caller_and_nothing_moves(k):
     before = k.heap.objects()
     with pytest.raises(TypeError, match=r"Probe.keep: parameter 'x': expected RRef\[u64\]"):
         p.keep(k.new(u32, 3))
-    k.heap.objects()  # the u32 is init's now; x untouched
     with pytest.raises(ValueError, match=r"Probe.relay: parameter 'depth'.*out of range"):
         p.relay(-1)
     with pytest.raises(TypeError, match="expected an integer"):
@@ -388,3 +387,13 @@ def test_quoted_forward_references_resolve(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     import quoted_iface
     assert quoted_iface.P.__methods__["ping"].params[0].mode == "proxy"
+
+
+def test_the_name_service_registers_and_looks_up_proxies(k):
+    (p,) = chain(k, 1)
+    k.register("probe", p)
+    assert k.lookup("probe") is p and k.lookup("p1") is p
+    with pytest.raises(KeyError, match="no domain named 'nope'.*known: .*probe"):
+        k.lookup("nope")
+    with pytest.raises(TypeError, match="only proxies"):
+        k.register("x", p.domain.impl)

@@ -535,9 +535,6 @@ class ExchangeHeap:
         out.flags.writeable = write
         return out
 
-    def slot(self, handle: int, caller: int) -> int:
-        return self.check(check_read(self.k, handle, caller), handle, caller, "access")
-
     # -- inspection --
     @property
     def capacity(self) -> int:

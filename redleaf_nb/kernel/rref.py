@@ -203,11 +203,5 @@ class DomainHeap:
             r.set(value)
         return r
 
-    def accounting(self):
-        return self.heap.accounting()
-
-    def objects(self):
-        return self.heap.objects()
-
 
 __all__ = ["RRef", "RRefArray", "RRefDeque", "Handle", "DomainHeap", "wrap"]
