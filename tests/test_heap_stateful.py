@@ -158,7 +158,7 @@ class Dom:
 
 
 def snapshot(k):
-    return [np.copy(a) for a in k.heap.h]
+    return [a.copy() for a in k.heap.h]
 
 
 def unchanged(k, snap) -> bool:
@@ -681,7 +681,7 @@ class HeapMachine(RuleBasedStateMachine):
                 if o.kind == "u64":
                     assert k.heap.view(h.handle, d.id)[()] == o.value
                 elif o.kind == "dq":
-                    assert hp.deque_len(k.heap.h, h.handle, d.id) == len(o.children)
+                    assert hp.deque_len(k.heap.k, h.handle, d.id) == len(o.children)
         self._observe()
         live = self._expected_live()
         for i, h in self.seen.items():

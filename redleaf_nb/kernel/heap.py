@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit
+from numba import carray, njit
 
-from .raw import load, store
-from .state import META_COLUMNS, MIN_CHUNK, new_state
+from .raw import i64_pointer, load, store, u8_pointer
+from .state import (D_ACCT, D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
+                    D_NDOMAINS, D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import HeapType
 
 # meta columns
@@ -41,6 +42,45 @@ E_STALE, E_FOREIGN, E_EXHAUSTED, E_NO_SLOTS, E_BORROWED, E_NOT_BORROWED, \
     E_FULL, E_INDEX, E_TYPE, E_READONLY = range(-1, -11, -1)
 
 
+# --- the kernel's arrays, seen from jitted code ----------------------------------
+# ``h`` is the kernel descriptor's address (state.py). These views are
+# ``numba.carray`` s over the arrays' data: Numba does not reference-count them.
+
+@njit(cache=True, inline="always")
+def meta_of(h):
+    return carray(i64_pointer(load(h, D_META)), (load(h, D_NSLOTS), NMETA))
+
+
+@njit(cache=True, inline="always")
+def words_of(h):
+    return carray(i64_pointer(load(h, D_ARENA)), load(h, D_ARENA_BYTES) >> 3)
+
+
+@njit(cache=True, inline="always")
+def arena_of(h):
+    return carray(u8_pointer(load(h, D_ARENA)), load(h, D_ARENA_BYTES))
+
+
+@njit(cache=True, inline="always")
+def ctl_of(h):
+    return carray(i64_pointer(load(h, D_CTL)), 4)
+
+
+@njit(cache=True, inline="always")
+def free_of(h):
+    return carray(i64_pointer(load(h, D_FREE)), load(h, D_NSLOTS))
+
+
+@njit(cache=True, inline="always")
+def classes_of(h):
+    return carray(i64_pointer(load(h, D_CLASSES)), NCLASSES)
+
+
+@njit(cache=True, inline="always")
+def acct_of(h):
+    return carray(i64_pointer(load(h, D_ACCT)), (load(h, D_NDOMAINS), 2))
+
+
 # --- jitted kernels ----------------------------------------------------------
 
 @njit(cache=True, inline="always")
@@ -49,10 +89,9 @@ def make_handle(slot, gen):
 
 
 # The hot kernels (access checks, moves, borrows) read and write the metadata
-# as raw words through base addresses (raw.py), and take those addresses as
-# plain integers: no array and no StructRef is handed between them, so Numba
-# has nothing to reference-count when it inlines them into a proxy. The
-# ``h``-level functions below them only unpack the addresses.
+# as raw words through its base address (raw.py) and take that address as a
+# plain integer, so that nothing in a proxy's path is reference-counted. The
+# ``h``-level functions below them only look the addresses up.
 
 @njit(cache=True, inline="always")
 def mget(mp, slot, col):
@@ -96,19 +135,19 @@ def _write(mp, nslots, handle, caller):
 @njit(cache=True, inline="always")
 def slot_of(h, handle):
     """The slot a live handle names, or E_STALE."""
-    return _slot(h.meta_p, h.nslots, handle)
+    return _slot(load(h, D_META), load(h, D_NSLOTS), handle)
 
 
 @njit(cache=True, inline="always")
 def check_read(h, handle, caller):
     """Slot, if ``caller`` owns the object or currently borrows it."""
-    return _read(h.meta_p, h.nslots, handle, caller)
+    return _read(load(h, D_META), load(h, D_NSLOTS), handle, caller)
 
 
 @njit(cache=True, inline="always")
 def check_write(h, handle, caller):
     """Slot, if ``caller`` owns the object and has not lent it out."""
-    return _write(h.meta_p, h.nslots, handle, caller)
+    return _write(load(h, D_META), load(h, D_NSLOTS), handle, caller)
 
 
 @njit(cache=True)
@@ -122,21 +161,21 @@ def size_class(size):
 @njit(cache=True)
 def alloc(h, owner, type_id, size, child_off, nchild, child_type):
     """Allocate a zeroed object owned by ``owner``; its handle, or an error."""
-    if h.ctl[FREE_TOP] == 0:
+    if ctl_of(h)[FREE_TOP] == 0:
         return E_NO_SLOTS
     c = size_class(size)
-    off = h.class_heads[c]
+    off = classes_of(h)[c]
     if off >= 0:
-        h.class_heads[c] = h.words[off >> 3]
+        classes_of(h)[c] = words_of(h)[off >> 3]
     else:
-        off = h.ctl[BUMP]
-        if off + (MIN_CHUNK << c) > h.arena.shape[0]:
+        off = ctl_of(h)[BUMP]
+        if off + (MIN_CHUNK << c) > arena_of(h).shape[0]:
             return E_EXHAUSTED
-        h.ctl[BUMP] = off + (MIN_CHUNK << c)
-    h.ctl[FREE_TOP] -= 1
-    slot = h.free_slots[h.ctl[FREE_TOP]]
-    h.arena[off:off + max(size, MIN_CHUNK)] = 0
-    m = h.meta
+        ctl_of(h)[BUMP] = off + (MIN_CHUNK << c)
+    ctl_of(h)[FREE_TOP] -= 1
+    slot = free_of(h)[ctl_of(h)[FREE_TOP]]
+    arena_of(h)[off:off + max(size, MIN_CHUNK)] = 0
+    m = meta_of(h)
     m[slot, STATE] = LIVE
     m[slot, OWNER] = owner
     m[slot, TYPE] = type_id
@@ -149,10 +188,10 @@ def alloc(h, owner, type_id, size, child_off, nchild, child_type):
     m[slot, CHILD_OFF] = child_off
     m[slot, NCHILD] = nchild
     m[slot, CHILD_TYPE] = child_type
-    h.acct[owner, 0] += 1
-    h.acct[owner, 1] += size
-    h.ctl[LIVE_OBJECTS] += 1
-    h.ctl[LIVE_BYTES] += size
+    acct_of(h)[owner, 0] += 1
+    acct_of(h)[owner, 1] += size
+    ctl_of(h)[LIVE_OBJECTS] += 1
+    ctl_of(h)[LIVE_BYTES] += size
     return make_handle(slot, m[slot, GEN])
 
 
@@ -182,35 +221,35 @@ def _transfer(mp, ap, slot, new_owner):
 
 @njit(cache=True)
 def _release_slot(h, slot):
-    m = h.meta
+    m = meta_of(h)
     off = m[slot, OFFSET]
     c = m[slot, SCLASS]
-    h.words[off >> 3] = h.class_heads[c]
-    h.class_heads[c] = off
+    words_of(h)[off >> 3] = classes_of(h)[c]
+    classes_of(h)[c] = off
     owner = m[slot, OWNER]
-    h.acct[owner, 0] -= 1
-    h.acct[owner, 1] -= m[slot, SIZE]
-    h.ctl[LIVE_OBJECTS] -= 1
-    h.ctl[LIVE_BYTES] -= m[slot, SIZE]
+    acct_of(h)[owner, 0] -= 1
+    acct_of(h)[owner, 1] -= m[slot, SIZE]
+    ctl_of(h)[LIVE_OBJECTS] -= 1
+    ctl_of(h)[LIVE_BYTES] -= m[slot, SIZE]
     m[slot, STATE] = FREE
     m[slot, BORROWS] = 0
     m[slot, PARENT] = -1
-    _bump_generation(h.meta_p, slot)
-    h.free_slots[h.ctl[FREE_TOP]] = slot
-    h.ctl[FREE_TOP] += 1
+    _bump_generation(load(h, D_META), slot)
+    free_of(h)[ctl_of(h)[FREE_TOP]] = slot
+    ctl_of(h)[FREE_TOP] += 1
 
 
 @njit(cache=True)
 def _child_base(h, slot):
-    return (h.meta[slot, OFFSET] + h.meta[slot, CHILD_OFF]) >> 3
+    return (meta_of(h)[slot, OFFSET] + meta_of(h)[slot, CHILD_OFF]) >> 3
 
 
 @njit(cache=True)
 def _free_tree(h, slot):
     """Free an object and the RRefs it holds (RedLeaf's recursive drop)."""
     base = _child_base(h, slot)
-    for i in range(h.meta[slot, NCHILD]):
-        child = h.words[base + i]
+    for i in range(meta_of(h)[slot, NCHILD]):
+        child = words_of(h)[base + i]
         if child != 0:
             _release_slot(h, child & SLOT_MASK)
     _release_slot(h, slot)
@@ -237,7 +276,7 @@ def _move(mp, ap, nslots, handle, caller, new_owner):
 @njit(cache=True, inline="always")
 def move(h, handle, caller, new_owner):
     """Give an object to ``new_owner``; the new handle (the old one goes stale)."""
-    return _move(h.meta_p, h.acct_p, h.nslots, handle, caller, new_owner)
+    return _move(load(h, D_META), load(h, D_ACCT), load(h, D_NSLOTS), handle, caller, new_owner)
 
 
 @njit(cache=True, inline="always")
@@ -254,7 +293,7 @@ def _borrow(mp, nslots, handle, caller, borrower):
 @njit(cache=True, inline="always")
 def borrow(h, handle, caller, borrower):
     """Lend an object to ``borrower``; returns the previous borrower (0: none)."""
-    return _borrow(h.meta_p, h.nslots, handle, caller, borrower)
+    return _borrow(load(h, D_META), load(h, D_NSLOTS), handle, caller, borrower)
 
 
 @njit(cache=True, inline="always")
@@ -277,15 +316,15 @@ def release(h, handle, prev_borrower):
     A handle gone stale meanwhile (its owner crashed and was reclaimed) is
     reported, not fatal: the proxy that lent it ignores that case.
     """
-    return _release(h.meta_p, h.nslots, handle, prev_borrower)
+    return _release(load(h, D_META), load(h, D_NSLOTS), handle, prev_borrower)
 
 
 @njit(cache=True)
 def reclaim(h, domain):
     """Free every object ``domain`` owns (and their contents); how many."""
     n = 0
-    for slot in range(h.meta.shape[0]):
-        if h.meta[slot, STATE] == LIVE and h.meta[slot, OWNER] == domain:
+    for slot in range(meta_of(h).shape[0]):
+        if meta_of(h)[slot, STATE] == LIVE and meta_of(h)[slot, OWNER] == domain:
             n += 1 + _live_children(h, slot)
             _free_tree(h, slot)
     return n
@@ -295,8 +334,8 @@ def reclaim(h, domain):
 def _live_children(h, slot):
     base = _child_base(h, slot)
     n = 0
-    for i in range(h.meta[slot, NCHILD]):
-        if h.words[base + i] != 0:
+    for i in range(meta_of(h)[slot, NCHILD]):
+        if words_of(h)[base + i] != 0:
             n += 1
     return n
 
@@ -309,7 +348,7 @@ def _check_child(h, container, child, caller):
     cslot = check_write(h, child, caller)
     if cslot < 0:
         return cslot
-    if h.meta[cslot, TYPE] != h.meta[container, CHILD_TYPE]:
+    if meta_of(h)[cslot, TYPE] != meta_of(h)[container, CHILD_TYPE]:
         return E_TYPE
     return cslot
 
@@ -317,16 +356,16 @@ def _check_child(h, container, child, caller):
 @njit(cache=True)
 def _adopt(h, container, cslot):
     """Move a checked child into ``container``; the handle to store."""
-    h.meta[cslot, PARENT] = container
-    return _transfer(h.meta_p, h.acct_p, cslot, CONTAINED)
+    meta_of(h)[cslot, PARENT] = container
+    return _transfer(load(h, D_META), load(h, D_ACCT), cslot, CONTAINED)
 
 
 @njit(cache=True)
 def _disown(h, child, caller):
     """Take a stored child out of its container, for ``caller``."""
     cslot = child & SLOT_MASK
-    h.meta[cslot, PARENT] = -1
-    return _transfer(h.meta_p, h.acct_p, cslot, caller)
+    meta_of(h)[cslot, PARENT] = -1
+    return _transfer(load(h, D_META), load(h, D_ACCT), cslot, caller)
 
 
 @njit(cache=True)
@@ -335,7 +374,7 @@ def _array_word(h, arr, caller, i, write):
     slot = check_write(h, arr, caller) if write else check_read(h, arr, caller)
     if slot < 0:
         return slot
-    if i < 0 or i >= h.meta[slot, NCHILD]:
+    if i < 0 or i >= meta_of(h)[slot, NCHILD]:
         return E_INDEX
     return _child_base(h, slot) + i
 
@@ -350,8 +389,8 @@ def array_put(h, arr, caller, i, child):
     if cslot < 0:
         return cslot
     stored = _adopt(h, arr & SLOT_MASK, cslot)
-    old = h.words[w]
-    h.words[w] = stored
+    old = words_of(h)[w]
+    words_of(h)[w] = stored
     return _disown(h, old, caller) if old != 0 else 0
 
 
@@ -361,8 +400,8 @@ def array_take(h, arr, caller, i):
     w = _array_word(h, arr, caller, i, True)
     if w < 0:
         return w
-    old = h.words[w]
-    h.words[w] = 0
+    old = words_of(h)[w]
+    words_of(h)[w] = 0
     return _disown(h, old, caller) if old != 0 else 0
 
 
@@ -370,7 +409,7 @@ def array_take(h, arr, caller, i):
 def array_peek(h, arr, caller, i):
     """The stored handle at ``i`` (0 if empty), for reading in place."""
     w = _array_word(h, arr, caller, i, False)
-    return w if w < 0 else h.words[w]
+    return w if w < 0 else words_of(h)[w]
 
 
 @njit(cache=True)
@@ -378,7 +417,7 @@ def deque_len(h, dq, caller):
     slot = check_read(h, dq, caller)
     if slot < 0:
         return slot
-    return h.words[(h.meta[slot, OFFSET] >> 3) + 2]
+    return words_of(h)[(meta_of(h)[slot, OFFSET] >> 3) + 2]
 
 
 @njit(cache=True)
@@ -390,15 +429,15 @@ def deque_push_back(h, dq, caller, child):
     cslot = _check_child(h, slot, child, caller)
     if cslot < 0:
         return cslot
-    hdr = h.meta[slot, OFFSET] >> 3
-    n = h.meta[slot, NCHILD]
-    if h.words[hdr + 2] == n:
+    hdr = meta_of(h)[slot, OFFSET] >> 3
+    n = meta_of(h)[slot, NCHILD]
+    if words_of(h)[hdr + 2] == n:
         return E_FULL
     stored = _adopt(h, slot, cslot)
-    head = h.words[hdr]
-    h.words[_child_base(h, slot) + head] = stored
-    h.words[hdr] = (head + 1) % n
-    h.words[hdr + 2] += 1
+    head = words_of(h)[hdr]
+    words_of(h)[_child_base(h, slot) + head] = stored
+    words_of(h)[hdr] = (head + 1) % n
+    words_of(h)[hdr + 2] += 1
     return 0
 
 
@@ -408,16 +447,44 @@ def deque_pop_front(h, dq, caller):
     slot = check_write(h, dq, caller)
     if slot < 0:
         return slot
-    hdr = h.meta[slot, OFFSET] >> 3
-    if h.words[hdr + 2] == 0:
+    hdr = meta_of(h)[slot, OFFSET] >> 3
+    if words_of(h)[hdr + 2] == 0:
         return 0
-    tail = h.words[hdr + 1]
+    tail = words_of(h)[hdr + 1]
     w = _child_base(h, slot) + tail
-    child = h.words[w]
-    h.words[w] = 0
-    h.words[hdr + 1] = (tail + 1) % h.meta[slot, NCHILD]
-    h.words[hdr + 2] -= 1
+    child = words_of(h)[w]
+    words_of(h)[w] = 0
+    words_of(h)[hdr + 1] = (tail + 1) % meta_of(h)[slot, NCHILD]
+    words_of(h)[hdr + 2] -= 1
     return _disown(h, child, caller)
+
+
+@njit(cache=True, inline="always")
+def data_view(h, handle, caller, write):
+    """An object's bytes for jitted domain code; a bad handle is a panic."""
+    mp, n = load(h, D_META), load(h, D_NSLOTS)
+    slot = _write(mp, n, handle, caller) if write else _read(mp, n, handle, caller)
+    if slot < 0:
+        raise ValueError("bad RRef access (stale, foreign or lent handle)")
+    off = mget(mp, slot, OFFSET)
+    return arena_of(h)[off:off + mget(mp, slot, SIZE)]
+
+
+@njit(cache=True, inline="always")
+def _word_address(mp, nslots, arena_p, handle, caller, write):
+    slot = _write(mp, nslots, handle, caller) if write else _read(mp, nslots, handle, caller)
+    if slot < 0:
+        raise ValueError("bad RRef access (stale, foreign or lent handle)")
+    return arena_p + mget(mp, slot, OFFSET)
+
+
+@njit(cache=True, inline="always")
+def word_address(h, handle, caller, write):
+    """The address of an object's first 8-byte word, for raw access (raw.py):
+    the cheapest way for jitted domain code to use a small RRef. A bad
+    handle is a panic."""
+    return _word_address(load(h, D_META), load(h, D_NSLOTS), load(h, D_ARENA), handle, caller,
+                         write)
 
 
 # --- the Python tier ---------------------------------------------------------
@@ -595,30 +662,3 @@ class ExchangeHeap:
                     assert m[s, PARENT] == c, "a child's parent disagrees with its container"
         assert sorted(refs) == held.tolist() and all(v == 1 for v in refs.values()), \
             "a contained object is orphaned or held twice"
-
-
-@njit(cache=True, inline="always")
-def data_view(h, handle, caller, write):
-    """An object's bytes for jitted domain code; a bad handle is a panic."""
-    mp = h.meta_p
-    slot = _write(mp, h.nslots, handle, caller) if write else _read(mp, h.nslots, handle, caller)
-    if slot < 0:
-        raise ValueError("bad RRef access (stale, foreign or lent handle)")
-    off = mget(mp, slot, OFFSET)
-    return h.arena[off:off + mget(mp, slot, SIZE)]
-
-
-@njit(cache=True, inline="always")
-def _word_address(mp, nslots, arena_p, handle, caller, write):
-    slot = _write(mp, nslots, handle, caller) if write else _read(mp, nslots, handle, caller)
-    if slot < 0:
-        raise ValueError("bad RRef access (stale, foreign or lent handle)")
-    return arena_p + mget(mp, slot, OFFSET)
-
-
-@njit(cache=True, inline="always")
-def word_address(h, handle, caller, write):
-    """The address of an object's first 8-byte word, for raw access (raw.py):
-    the cheapest way for jitted domain code to use a small RRef. A bad
-    handle is a panic."""
-    return _word_address(h.meta_p, h.nslots, h.arena_p, handle, caller, write)

@@ -12,7 +12,7 @@ generates is short because every step of the protocol lives here:
 6. pop the continuation and move returned ``RRef`` s to the caller.
 
 The jitted tier does the same in ``@njit`` kernels over
-:class:`state.KernelState` (status codes instead of exceptions).
+:mod:`state`'s kernel descriptor (status codes instead of exceptions).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from numba import njit
 from . import heap as hp
 from .rref import Handle, wrap
 from .raw import load, store
-from .state import MAX_CONT
+from .state import D_CALLS, D_CONTS, D_DOMAINS, MAX_CONT
 from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
                     RecordType, Scalar, TupleType, UnitType)
 
@@ -107,7 +107,7 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set,
             raise ValueError(f"{where}: the same {t.name} is passed twice by value")
         seen.add(value.handle)
         check = hp.check_read if lend else hp.check_write
-        kernel.heap.check(check(kernel.heap.h, value.handle, owner), value.handle, owner, where)
+        kernel.heap.check(check(kernel.heap.k, value.handle, owner), value.handle, owner, where)
         return value
     if isinstance(t, OptionalType):
         return None if value is None else check_value(kernel, t.inner, value, owner, where, seen)
@@ -242,7 +242,7 @@ class CallRuntime:
 
 # --- the jitted tier ---------------------------------------------------------
 
-DEPTH, CURRENT = 0, 1    # KernelState.calls words
+DEPTH, CURRENT = 0, 1    # the words of the kernel's `calls` array
 RPC_OK, RPC_DEAD, RPC_PANIC, RPC_BAD_ARG, RPC_TOO_DEEP = 0, 1, 2, 3, 4
 RPC_STATUS = {RPC_OK: "ok", RPC_DEAD: "callee is dead", RPC_PANIC: "callee panicked",
               RPC_BAD_ARG: "bad argument (stale, foreign or lent RRef)",
@@ -251,13 +251,13 @@ RPC_STATUS = {RPC_OK: "ok", RPC_DEAD: "callee is dead", RPC_PANIC: "callee panic
 
 @njit(cache=True, inline="always")
 def jit_alive(k, domain):
-    return load(k.domains_p, domain) == ALIVE
+    return load(load(k, D_DOMAINS), domain) == ALIVE
 
 
 @njit(cache=True, inline="always")
 def jit_current(k):
     """The domain the jitted tier is running in (for heap access checks)."""
-    return load(k.calls_p, CURRENT)
+    return load(load(k, D_CALLS), CURRENT)
 
 
 @njit(cache=True, inline="always")
@@ -281,7 +281,7 @@ def jit_push(k, callee):
 
     Raw words and a single exit, like the heap's hot kernels.
     """
-    return _push(k.domains_p, k.calls_p, k.conts_p, callee)
+    return _push(load(k, D_DOMAINS), load(k, D_CALLS), load(k, D_CONTS), callee)
 
 
 @njit(cache=True, inline="always")
@@ -292,7 +292,7 @@ def _pop(kp, caller):
 
 @njit(cache=True, inline="always")
 def jit_pop(k, caller):
-    _pop(k.calls_p, caller)
+    _pop(load(k, D_CALLS), caller)
 
 
 @njit(cache=True)
@@ -303,6 +303,7 @@ def jit_crash(k, callee, caller):
     died while its call was out are freed here, where its unwind lands.
     """
     jit_pop(k, caller)
-    if k.domains[callee] == ALIVE:
-        k.domains[callee] = CRASHED
+    domains = load(k, D_DOMAINS)
+    if load(domains, callee) == ALIVE:
+        store(domains, callee, CRASHED)
     hp.reclaim(k, callee)

@@ -1,11 +1,9 @@
-"""Raw 64-bit word loads and stores, for the jitted tier's hottest paths.
+"""Raw memory access for the jitted tier: 64-bit loads and stores, and pointers.
 
-Jitted code that reads a numpy array held in the kernel's StructRef pays
-for Numba's reference counting of that array (an ``NRT_incref`` and
-``NRT_decref`` call around uses it cannot prove redundant: tens of cycles).
-The proxy path instead reads the kernel's metadata through the arrays' base
-addresses, which the StructRef also holds as plain integers. The arrays stay
-alive because the Python side owns them for as long as the kernel lives.
+The jitted tier reaches the kernel's arrays through their data addresses
+(see state.py): Numba reference-counts every array a function is handed or
+views, with atomic runtime calls that cost more than a cross-domain call's
+own work; addresses and ``numba.carray`` views of them cost nothing.
 """
 from __future__ import annotations
 
@@ -33,3 +31,23 @@ def store(typingctx, base, index, value):
         builder.store(args[2], builder.gep(ptr, [args[1]]))
         return context.get_dummy_value()
     return types.none(types.int64, types.int64, types.int64), codegen
+
+
+@intrinsic
+def i64_pointer(typingctx, address):
+    """An int64 pointer from an address, for ``numba.carray`` views."""
+    sig = types.CPointer(types.int64)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    return sig, codegen
+
+
+@intrinsic
+def u8_pointer(typingctx, address):
+    """A uint8 pointer from an address, for ``numba.carray`` views."""
+    sig = types.CPointer(types.uint8)(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+    return sig, codegen

@@ -36,7 +36,7 @@ class Handle:
 
     def _slot(self, code_fn, op: str) -> int:
         caller = self._caller
-        return self._heap.heap.check(code_fn(self._heap.heap.h, self.handle, caller),
+        return self._heap.heap.check(code_fn(self._heap.heap.k, self.handle, caller),
                                      self.handle, caller, op)
 
     @property

@@ -1,28 +1,32 @@
 """The kernel's shared state: every array that both tiers read and write.
 
 Python code reads the numpy arrays from :class:`StateArrays` (a NamedTuple).
-Jitted code receives the very same arrays as one numba StructRef,
-:class:`KernelState`: a single pointer. That matters for cross-domain calls,
-which pass the kernel state through a function pointer: on this project's
-test machine a tuple of ten arrays cost about 31 ns per such call (each
-array is passed by value and reference-counted), the StructRef about 4 ns.
+Jitted code receives the kernel as one integer, ``k``: the address of a small
+*descriptor* of int64 words holding the arrays' data addresses and sizes
+(``D_META`` ... below). Kernels read and write through those addresses
+(raw.py), or view them as arrays that Numba does not reference-count
+(``numba.carray``). Passing a plain integer matters for cross-domain calls:
+every Numba-managed object handed to a proxy costs atomic reference-count
+updates on each call (measured: a tuple of ten arrays ~31 ns a call, one
+StructRef still ~100 cycles on the RRef path), an integer costs nothing.
+The arrays stay alive because the Python side owns them for as long as the
+kernel lives.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
-from numba.core import types
-from numba.experimental import structref
 
 META_COLUMNS = ("state", "generation", "owner", "type_id", "offset", "size", "size_class",
                 "borrows", "borrower", "parent", "child_off", "nchild", "child_type")
 NCLASSES = 40   # power-of-two size classes of the heap allocator
 MIN_CHUNK = 8   # bytes: the smallest chunk, and the alignment of every object
 MAX_CONT = 64   # deepest nesting of jitted cross-domain calls
-FIELDS = ("meta", "arena", "words", "ctl", "free_slots", "class_heads", "acct",
-          "domains", "conts", "calls", "meta_p", "acct_p", "domains_p", "conts_p", "calls_p",
-          "arena_p", "nslots")
+
+# descriptor words: data addresses, then sizes
+D_META, D_ACCT, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
+    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS = range(12)
 
 
 class StateArrays(NamedTuple):
@@ -38,34 +42,11 @@ class StateArrays(NamedTuple):
     domains: np.ndarray      # int64[domains]: UNUSED / ALIVE / CRASHED / TERMINATED
     conts: np.ndarray        # (MAX_CONT, 2) int64: (caller, callee) of each active jitted call
     calls: np.ndarray        # int64[2]: jitted call depth, current domain
-    # the data addresses of the hot arrays above, for raw word access (see raw.py)
-    meta_p: int
-    acct_p: int
-    domains_p: int
-    conts_p: int
-    calls_p: int
-    arena_p: int
-    nslots: int
-
-
-@structref.register
-class KernelStateType(types.StructRef):
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(t)) for name, t in fields)
-
-
-class KernelState(structref.StructRefProxy):
-    """The jitted tier's handle on :class:`StateArrays` (same arrays, one pointer)."""
-
-    def __new__(cls, *arrays):
-        return structref.StructRefProxy.__new__(cls, *arrays)
-
-
-structref.define_proxy(KernelState, KernelStateType, list(FIELDS))
+    descriptor: np.ndarray   # int64 words: the addresses and sizes above (see D_*)
 
 
 def new_state(capacity: int, max_objects: int, max_domains: int):
-    """Fresh, empty kernel state: (Python view, jitted handle) over the same arrays."""
+    """Fresh, empty kernel state: (Python view, the jitted tier's integer ``k``)."""
     capacity = (capacity + MIN_CHUNK - 1) // MIN_CHUNK * MIN_CHUNK
     arena = np.zeros(capacity, np.uint8)
     meta = np.zeros((max_objects, len(META_COLUMNS)), np.int64)
@@ -75,9 +56,11 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     ctl[1] = max_objects
     acct, domains = np.zeros((max_domains, 2), np.int64), np.zeros(max_domains, np.int64)
     conts, calls = np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64)
-    arrays = StateArrays(meta, arena, arena.view(np.int64), ctl,
-                         np.arange(max_objects - 1, -1, -1, dtype=np.int64),
-                         np.full(NCLASSES, -1, np.int64), acct, domains, conts, calls,
-                         *(a.ctypes.data for a in (meta, acct, domains, conts, calls, arena)),
-                         max_objects)
-    return arrays, KernelState(*arrays)
+    free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)
+    class_heads = np.full(NCLASSES, -1, np.int64)
+    descriptor = np.array([a.ctypes.data for a in (meta, acct, domains, conts, calls, arena, ctl,
+                                                   free_slots, class_heads)]
+                          + [max_objects, capacity, max_domains], np.int64)
+    arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, acct,
+                         domains, conts, calls, descriptor)
+    return arrays, int(descriptor.ctypes.data)
