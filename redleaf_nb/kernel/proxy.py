@@ -222,22 +222,19 @@ class CallRuntime:
         Every method's result is an ``RpcResult``: a callee may hand back an
         RpcError it got from a further call (a shadow reporting a request).
         """
-        if isinstance(ret, RpcError):
-            t = UnitType()
-            ret, err = None, ret
-        else:
-            err = None
-        try:
-            ret = check_value(self.kernel, t, ret, cont.callee.id,
-                              f"{cont.method}: return value", set())
-        except (TypeError, ValueError, hp.HeapError) as bad:
-            return self.unwind(cont, bad)  # a badly typed result is the callee's fault
+        if not isinstance(ret, RpcError):
+            try:
+                ret = check_value(self.kernel, t, ret, cont.callee.id,
+                                  f"{cont.method}: return value", set())
+            except (TypeError, ValueError, hp.HeapError) as bad:
+                return self.unwind(cont, bad)  # a badly typed result is the callee's fault
         self._pop(cont)
-        ret = transfer(self.kernel, t, ret, cont.callee.id, cont.caller.id)
+        if not isinstance(ret, RpcError):
+            ret = transfer(self.kernel, t, ret, cont.callee.id, cont.caller.id)
         if not cont.caller.alive:  # died while the call was out: nothing may leak to it
             self.kernel.reclaim(cont.caller)
             raise DomainUnwind(cont.caller.id)
-        return ret if err is None else err
+        return ret
 
 
 # --- the jitted tier ---------------------------------------------------------
