@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numba
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -74,14 +73,14 @@ def _proxy_rref_loop(proxy, k, callee, state, x, n):
     return (t1 - t0 if bad == 0 else -1), x
 
 
-def _loops(k, state, impls):
-    """Proxied-call loops for a callee (its state and jitted methods), typed so that
-    they reach the proxy through a function pointer."""
-    kt, st, i64 = numba.typeof(k), numba.typeof(state), nbt.int64
-    null = jit_proxy(Bench, "null", impls["null"], kt, st)
-    rref = jit_proxy(Bench, "one_rref", impls["one_rref"], kt, st)
-    null_loop = njit(i64(null.type, kt, i64, st, i64), cache=True)(_proxy_null_loop)
-    rref_loop = njit(nbt.Tuple((i64, i64))(rref.type, kt, i64, st, i64, i64),
+def _loops(impls):
+    """Proxied-call loops for a callee's jitted methods, typed so that they reach
+    the proxy through a function pointer."""
+    i64 = nbt.int64
+    null = jit_proxy(Bench, "null", impls["null"])
+    rref = jit_proxy(Bench, "one_rref", impls["one_rref"])
+    null_loop = njit(i64(null.type, i64, i64, i64, i64), cache=True)(_proxy_null_loop)
+    rref_loop = njit(nbt.Tuple((i64, i64))(rref.type, i64, i64, i64, i64, i64),
                      cache=True)(_proxy_rref_loop)
     return null.fn, null_loop, rref.fn, rref_loop
 
@@ -99,9 +98,9 @@ def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
     box = {"x": k.new(u64, 0).handle}
 
     def rows_for(callee, via):
-        state = callee.domain.jit_state
+        state = callee.domain.jit_state_address
         null_proxy, null_loop, rref_proxy, rref_loop = _loops(
-            ks, state, type(callee.domain.impl).jit_methods)
+            type(callee.domain.impl).jit_methods)
 
         def rref():
             cycles, box["x"] = rref_loop(rref_proxy, ks, callee.domain.id, state, box["x"], calls)
@@ -110,12 +109,12 @@ def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
                  lambda: null_loop(null_proxy, ks, callee.domain.id, state, calls)),
                 (f"jitted proxy{via}: passing RRef<u64>", rref)]
 
-    floor_t = nbt.FunctionType(nbt.none(numba.typeof(ks), numba.typeof(dom.domain.jit_state)))
-    floor = njit(nbt.uint64(floor_t, numba.typeof(ks), numba.typeof(dom.domain.jit_state),
-                            nbt.int64), cache=True)(_direct_loop)
+    i64 = nbt.int64
+    floor = njit(nbt.uint64(nbt.FunctionType(nbt.none(i64, i64)), i64, i64, i64),
+                 cache=True)(_direct_loop)
     rows = []
     for row, fn in [("jitted call through a function pointer (floor)",
-                     lambda: floor(jit_null, ks, dom.domain.jit_state, calls)),
+                     lambda: floor(jit_null, ks, dom.domain.jit_state_address, calls)),
                     *rows_for(dom, ""), *rows_for(shadow, " via shadow")]:
         fn()  # warm
         cycles = _median_cycles(fn, repeats)
@@ -125,7 +124,7 @@ def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
         bar.update()
     value = k.wrap(box["x"], u64).get()
     expected = 2 * calls * (repeats + 1)
-    if value != expected or shadow.domain.jit_state[0][1] != 0:
+    if value != expected or shadow.domain.jit_state[1] != 0:
         raise RuntimeError(f"one_rref ran {value} times (expected {expected}), or the "
                            "shadow restarted its driver during the measurement")
     return rows

@@ -12,8 +12,8 @@ from redleaf_nb.kernel.raw import load, store
 
 @njit(cache=True)
 def jit_null(k, state):
-    """Jitted ``Bench.null``: touch the domain's private state, nothing else."""
-    state[0] += 1
+    """Jitted ``Bench.null``: touch the domain's private state (a counter), nothing else."""
+    store(state, 0, load(state, 0) + 1)
 
 
 @njit(cache=True)

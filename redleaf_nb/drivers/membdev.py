@@ -8,11 +8,12 @@ driver and no acknowledged write is lost.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
+from redleaf_nb.kernel.raw import load, u8_pointer
 
 
 class MemDisk:
@@ -22,9 +23,17 @@ class MemDisk:
         self.blocks = np.zeros((nblocks, BSIZE), np.uint8)
 
 
+# The jitted state is a descriptor: [address of the disk's blocks, number of blocks].
+
+@njit(cache=True, inline="always")
+def _disk(state):
+    return carray(u8_pointer(load(state, 0)), (load(state, 1), BSIZE))
+
+
 @njit(cache=True)
-def jit_read(k, disk, block, data):
+def jit_read(k, state, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
+    disk = _disk(state)
     if block >= disk.shape[0]:
         raise IndexError("block out of range")
     hp.data_view(k, data, jit_current(k), True)[:] = disk[block]
@@ -32,16 +41,17 @@ def jit_read(k, disk, block, data):
 
 
 @njit(cache=True)
-def jit_write(k, disk, block, data):
+def jit_write(k, state, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
+    disk = _disk(state)
     if block >= disk.shape[0]:
         raise IndexError("block out of range")
     disk[block] = hp.data_view(k, data, jit_current(k), False)
 
 
 @njit(cache=True)
-def jit_nblocks(k, disk):
-    return np.uint32(disk.shape[0])
+def jit_nblocks(k, state):
+    return np.uint32(load(state, 1))
 
 
 class MemBDev(BDev):
@@ -57,7 +67,7 @@ class MemBDev(BDev):
         self.nblk = int(nblocks)
 
     def jit_state(self):
-        return self.disk.blocks[:self.nblk]
+        return np.array([self.disk.blocks.ctypes.data, self.nblk], np.int64)
 
     def _check(self, block):
         if block >= self.nblk:

@@ -10,7 +10,7 @@ boundary, to the continuation of the call that entered it.
 """
 from __future__ import annotations
 
-import numba
+import numpy as np
 import pandas as pd
 
 from . import heap as hp
@@ -46,6 +46,19 @@ class Domain:
         self.crash_reason: str | None = None
         self.devices: set[str] = set()
         self._faults: dict[str, int] = {}
+
+    def set_jit_state(self, state: np.ndarray) -> None:
+        """Keep the domain's jitted state (an int64 array: it must stay alive,
+        even after a crash, while jitted callers may still hold its address)."""
+        if not (isinstance(state, np.ndarray) and state.dtype == np.int64
+                and state.flags.c_contiguous):
+            raise TypeError(f"{self.name}: jit_state() must return a contiguous int64 array "
+                            "(the state itself, or the addresses and sizes of its arrays)")
+        self.jit_state = state
+
+    @property
+    def jit_state_address(self) -> int:
+        return 0 if self.jit_state is None else int(self.jit_state.ctypes.data)
 
     @property
     def state(self) -> str:
@@ -161,7 +174,8 @@ class Kernel:
             impl.__init__()
             if method:
                 getattr(impl, method.name)(*moved)
-            dom.jit_state = impl.jit_state() if hasattr(impl, "jit_state") else None
+            if hasattr(impl, "jit_state"):
+                dom.set_jit_state(impl.jit_state())
         except (Exception, px.DomainUnwind) as panic:
             err = self.calls.unwind(cont, panic)
             raise DomainCreateError(f"{where} panicked while creating '{name}': {panic!r}; "
@@ -270,25 +284,24 @@ class Kernel:
     def jit_call(self, proxy: px.Proxy, method: str, *args):
         """Call ``method`` through its jitted proxy; returns (status, result).
 
-        RRef arguments may be given as handle objects or raw handles; the
+        RRef arguments may be given as handle objects or raw handles. The
         callee's class supplies ``jit_methods`` (name -> ``@njit`` function
-        ``impl(k, state, *args)``) and ``jit_state()``.
+        ``impl(k, state, *args)``) and ``jit_state()``, an int64 array: its
+        jitted private state, or a descriptor of it (addresses and sizes of
+        the arrays it uses), whose address ``state`` is.
         """
         dom = proxy.domain
-        impl = dom.impl_cls.jit_methods[method]
-        state = dom.jit_state  # kept after death, as a jitted caller would keep it
-        fn = jit_proxy(dom.iface, method, impl, numba.typeof(self.heap.k),
-                       numba.typeof(state)).fn
-        self.heap.h.calls[px.CURRENT] = self.calls.current().id
-        self.heap.h.calls[px.DEPTH] = 0
+        fn = jit_proxy(dom.iface, method, dom.impl_cls.jit_methods[method]).fn
         m = dom.iface.__methods__[method]
         if len(args) != len(m.params):
             raise TypeError(f"{m.qualname} takes {len(m.params)} argument(s), got {len(args)}")
         raw = [a.handle if isinstance(a, Handle) else
                p.type.coerce(a, f"{m.qualname}: parameter '{p.name}'")
                if isinstance(p.type, Scalar) else a for p, a in zip(m.params, args)]
+        self.heap.h.calls[px.CURRENT] = self.calls.current().id
+        self.heap.h.calls[px.DEPTH] = 0
         try:
-            return fn(self.heap.k, dom.id, state, *raw)
+            return fn(self.heap.k, dom.id, dom.jit_state_address, *raw)
         finally:
             self._settle_jitted_deaths(f"panic in jitted {dom.iface.__name__}.{method}")
 

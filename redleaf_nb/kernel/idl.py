@@ -386,20 +386,23 @@ class JitProxy(NamedTuple):
     type: object
 
 
-def jit_proxy(iface: type, method: str, impl, kernel_type, state_type) -> JitProxy:
+def jit_proxy(iface: type, method: str, impl) -> JitProxy:
     """The compiled jitted proxy of ``iface.method`` bound to the callee ``impl``.
 
     ``impl(k, state, *args)`` is the callee domain's @njit implementation;
     the proxy is ``fn(k, callee_id, state, *args) -> (status, result)``.
+    ``k`` is the kernel (state.py) and ``state`` the address of the callee's
+    jitted private state: both plain integers, so that a call hands Numba
+    nothing to reference-count.
     """
     iface = iface.declared()
-    key = (method, impl, kernel_type, state_type)
+    key = (method, impl)
     if key not in iface._jit_cache:
         m = iface.__methods__[method]
         args = [_jit_arg_type(p.type, f"{m.qualname}: parameter '{p.name}'") for p in m.params]
         ret = _jit_ret_type(m.ret, f"{m.qualname}: return type")
         result = nbt.int64 if ret is nbt.none else ret
-        sig = nbt.Tuple((nbt.int64, result))(kernel_type, nbt.int64, state_type, *args)
+        sig = nbt.Tuple((nbt.int64, result))(nbt.int64, nbt.int64, nbt.int64, *args)
         mod = load_generated(f"redleaf_proxy_{iface.__name__}_{method}",
                              bound_proxy_source(iface, method, impl))
         fn = getattr(mod, f"{iface.__name__}_{method}")

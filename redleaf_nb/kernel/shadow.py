@@ -61,8 +61,8 @@ class ShadowBase:
         self._recent: list[float] = []
         kernel, driver = self.domain.kernel, self.domain.kernel.lookup(target).domain
         _KERNELS[id(kernel)] = kernel
-        ctl = np.array([driver.id, 0, policy.max_restarts, id(kernel)], np.int64)
-        self.domain.jit_state = (ctl, driver.jit_state)
+        self.domain.set_jit_state(np.array([driver.id, 0, policy.max_restarts, id(kernel),
+                                            driver.jit_state_address], np.int64))
 
     def _may_restart(self) -> bool:
         now = time.monotonic()
@@ -119,32 +119,24 @@ class ShadowBase:
 # implementation it guards: it calls the driver through the driver's bound
 # proxy and, when the call fails, restarts the driver (through an objmode
 # call back into the kernel: re-creating a domain is the Python tier's job)
-# and retries. Its state is (ctl, driver state); ctl holds the driver's
-# domain id, the restarts so far, the restart limit and the kernel's key.
-# The jitted tier's limit counts restarts over the shadow's life (no period).
-# Requests with by-value RRef arguments cannot be retried (the arguments
-# went down with the driver): after the restart they are reported, by a
-# panic of the shadow, which its caller sees as RPC_PANIC.
+# and retries. Its jitted state is an int64 array: the driver's domain id,
+# the restarts so far, the restart limit, the kernel's key and the address of
+# the driver's own jitted state. The jitted tier's limit counts restarts over
+# the shadow's life (no period). Requests with by-value RRef arguments cannot
+# be retried (the arguments went down with the driver): after the restart
+# they are reported, by a panic of the shadow, which its caller sees as
+# RPC_PANIC.
 
-CTL_DRIVER, CTL_RESTARTS, CTL_LIMIT, CTL_KERNEL = range(4)
+CTL_DRIVER, CTL_RESTARTS, CTL_LIMIT, CTL_KERNEL, CTL_STATE = range(5)
 _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 
 
-def jit_restart(kernel_key: int, driver_id: int) -> int:
-    """Re-create a crashed driver for a jitted shadow; the new domain's id.
-
-    The shadow holds the driver's jitted state, so the new instance's state
-    is copied into that same array (re-initialised in place)."""
+def jit_restart(kernel_key: int, driver_id: int) -> tuple[int, int]:
+    """Re-create a crashed driver for a jitted shadow: its new id and state address."""
     kernel = _KERNELS[kernel_key]
     kernel._settle_jitted_deaths("panic in a jitted call through a shadow")
-    old = kernel._domains[int(driver_id)]
-    new = kernel.recreate(old.name).domain
-    if old.jit_state is not None:
-        if np.shape(old.jit_state) != np.shape(new.jit_state):
-            raise RuntimeError(f"restarted '{old.name}' has a differently shaped jitted state")
-        old.jit_state[...] = new.jit_state
-        new.jit_state = old.jit_state
-    return new.id
+    new = kernel.recreate(kernel._domains[int(driver_id)].name).domain
+    return new.id, new.jit_state_address
 
 
 def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
@@ -153,18 +145,19 @@ def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
     that the fast path stays as cheap as a plain forwarding call."""
     args = "".join(", " + p.name for p in m.params)
     retry = all(p.mode != "move" for p in m.params)
-    call = f"driver_{m.name}(k, ctl[{CTL_DRIVER}], state[1]{args})"
+    call = (f"driver_{m.name}(k, load(state, {CTL_DRIVER}), load(state, {CTL_STATE}){args})")
+    null = "(" + ", ".join("0" for _ in m.ret.items) + ",)" if hasattr(m.ret, "items") else "0"
     recover = ["@njit(cache=True)",
                f"def recover_{m.name}(k, state{args}):",
                f'    """The driver failed {m.qualname}: restart it and retry (or report)."""',
-               "    ctl = state[0]",
-               "    status, ret = RPC_PANIC, " + ("(" + ", ".join("0" for _ in m.ret.items) + ",)"
-                                                 if hasattr(m.ret, "items") else "0"),
-               f"    while status != RPC_OK and ctl[{CTL_RESTARTS}] < ctl[{CTL_LIMIT}]:",
-               '        with objmode(new_id="int64"):',
-               f"            new_id = jit_restart(ctl[{CTL_KERNEL}], ctl[{CTL_DRIVER}])",
-               f"        ctl[{CTL_DRIVER}] = new_id",
-               f"        ctl[{CTL_RESTARTS}] += 1"]
+               f"    status, ret = RPC_PANIC, {null}",
+               f"    while status != RPC_OK and load(state, {CTL_RESTARTS}) < load(state, {CTL_LIMIT}):",
+               f"        kernel, driver = load(state, {CTL_KERNEL}), load(state, {CTL_DRIVER})",
+               '        with objmode(new_id="int64", new_state="int64"):',
+               "            new_id, new_state = jit_restart(kernel, driver)",
+               f"        store(state, {CTL_DRIVER}, new_id)",
+               f"        store(state, {CTL_STATE}, new_state)",
+               f"        store(state, {CTL_RESTARTS}, load(state, {CTL_RESTARTS}) + 1)"]
     if retry:
         recover.append(f"        status, ret = {call}")
     else:
@@ -175,7 +168,6 @@ def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
     fast = ["@njit(cache=True)",
             f"def shadow_{m.name}(k, state{args}):",
             f'    """Shadow of {m.signature()}: forward; recover the driver on failure."""',
-            "    ctl = state[0]",
             f"    status, ret = {call}",
             "    if status != RPC_OK:",
             f"        ret = recover_{m.name}(k, state{args})"]
@@ -185,6 +177,7 @@ def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
     return (f'"""Generated by redleaf-nb: jitted shadow of {m.qualname}."""\n'
             "from numba import njit, objmode\n" + JIT_HEADER
             + impl_import(driver_impl, m.qualname)
+            + "from redleaf_nb.kernel.raw import load, store\n"
             + "from redleaf_nb.kernel.shadow import jit_restart\n\n\n"
             + jit_method_source(iface.__name__, m)
             + f"\n\ndriver_{m.name} = njit(cache=True)({proxy})\n\n\n"
