@@ -77,7 +77,7 @@ class Experiment:
     run: Callable[[dict], pd.DataFrame]
     plot: Callable[[pd.DataFrame, pd.DataFrame], Any]
     bound: str = ""      # what bounds our numbers: host cost, device capacity
-    notes: str = ""
+    notes: str = ""      # how to read the figure (shown in the report)
     extra: dict = field(default_factory=dict)
 
     def resolve(self, full: bool = False, **overrides) -> dict:
@@ -177,6 +177,8 @@ def report(out: Path | None = None) -> Path:
             continue
         meta = json.loads(meta_path.read_text())
         parts.append(f"<p>{html.escape(exp.bound)}</p>")
+        if exp.notes:
+            parts.append(f"<p><small>{html.escape(exp.notes)}</small></p>")
         parts.append(f"<img src='{exp.name}/{exp.name}.png'>")
         table = pd.read_csv(d / f"{exp.name}.csv")
         parts.append(table.to_html(index=False, float_format=lambda x: f"{x:,.1f}"))

@@ -75,3 +75,9 @@ def test_the_plot_puts_the_papers_rows_beside_ours(comm_cost_run):
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert any(lbl.startswith("seL4") for lbl in labels) and "jitted proxy: null call" in labels
     assert "log" in fig.axes[0].get_xscale()
+
+
+def test_the_report_lists_every_experiment(tmp_path):
+    page = ex.report(out=tmp_path / "report.html").read_text()
+    for exp in ex.discover().values():
+        assert exp.figure in page and exp.title in page

@@ -13,7 +13,7 @@ from numba import carray, njit
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, u8_pointer
+from redleaf_nb.kernel.raw import load, pointer
 
 
 class MemDisk:
@@ -27,7 +27,7 @@ class MemDisk:
 
 @njit(cache=True, inline="always")
 def _disk(state):
-    return carray(u8_pointer(load(state, 0)), (load(state, 1), BSIZE))
+    return carray(pointer(load(state, 0), np.uint8), (load(state, 1), BSIZE))
 
 
 @njit(cache=True)

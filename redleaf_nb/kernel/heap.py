@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numba import carray, njit
 
-from .raw import i64_pointer, load, store, u8_pointer
+from .raw import load, pointer, store
 from .state import (D_ACCT, D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
                     D_NDOMAINS, D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import HeapType
@@ -48,37 +48,37 @@ E_STALE, E_FOREIGN, E_EXHAUSTED, E_NO_SLOTS, E_BORROWED, E_NOT_BORROWED, \
 
 @njit(cache=True, inline="always")
 def meta_of(h):
-    return carray(i64_pointer(load(h, D_META)), (load(h, D_NSLOTS), NMETA))
+    return carray(pointer(load(h, D_META), np.int64), (load(h, D_NSLOTS), NMETA))
 
 
 @njit(cache=True, inline="always")
 def words_of(h):
-    return carray(i64_pointer(load(h, D_ARENA)), load(h, D_ARENA_BYTES) >> 3)
+    return carray(pointer(load(h, D_ARENA), np.int64), load(h, D_ARENA_BYTES) >> 3)
 
 
 @njit(cache=True, inline="always")
 def arena_of(h):
-    return carray(u8_pointer(load(h, D_ARENA)), load(h, D_ARENA_BYTES))
+    return carray(pointer(load(h, D_ARENA), np.uint8), load(h, D_ARENA_BYTES))
 
 
 @njit(cache=True, inline="always")
 def ctl_of(h):
-    return carray(i64_pointer(load(h, D_CTL)), 4)
+    return carray(pointer(load(h, D_CTL), np.int64), 4)
 
 
 @njit(cache=True, inline="always")
 def free_of(h):
-    return carray(i64_pointer(load(h, D_FREE)), load(h, D_NSLOTS))
+    return carray(pointer(load(h, D_FREE), np.int64), load(h, D_NSLOTS))
 
 
 @njit(cache=True, inline="always")
 def classes_of(h):
-    return carray(i64_pointer(load(h, D_CLASSES)), NCLASSES)
+    return carray(pointer(load(h, D_CLASSES), np.int64), NCLASSES)
 
 
 @njit(cache=True, inline="always")
 def acct_of(h):
-    return carray(i64_pointer(load(h, D_ACCT)), (load(h, D_NDOMAINS), 2))
+    return carray(pointer(load(h, D_ACCT), np.int64), (load(h, D_NDOMAINS), 2))
 
 
 # --- jitted kernels ----------------------------------------------------------

@@ -34,19 +34,10 @@ def store(typingctx, base, index, value):
 
 
 @intrinsic
-def i64_pointer(typingctx, address):
-    """An int64 pointer from an address, for ``numba.carray`` views."""
-    sig = types.CPointer(types.int64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-    return sig, codegen
-
-
-@intrinsic
-def u8_pointer(typingctx, address):
-    """A uint8 pointer from an address, for ``numba.carray`` views."""
-    sig = types.CPointer(types.uint8)(types.int64)
+def pointer(typingctx, address, dtype):
+    """A pointer to ``dtype`` values (e.g. ``np.uint8``) at an address, for
+    ``numba.carray`` views."""
+    sig = types.CPointer(dtype.instance_type)(types.int64, dtype)
 
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))

@@ -221,33 +221,35 @@ class RRefType(HeapType):
         self.nbytes = self.target.dtype.itemsize
 
 
-class RRefArrayType(HeapType):
+class ContainerType(HeapType):
+    """A heap object holding N optional ``RRef[T]`` handle words after a header."""
+
+    kind = "?"
+    header_words = 0
+
+    def __init__(self, target, n: int):
+        self.target = _plain_target(target, self.kind)
+        if not isinstance(n, int) or n <= 0:
+            raise NotExchangeable(f"{self.kind}[{self.target}, {n}]", "N must be a positive int")
+        self.n = self.nchild = n
+        self.child = RRefType(self.target)
+        self.name = f"{self.kind}[{self.target.name}, {n}]"
+        self.child_off = HANDLE_BYTES * self.header_words
+        self.nbytes = HANDLE_BYTES * (self.header_words + n)
+
+
+class RRefArrayType(ContainerType):
     """``RRefArray[T, N]``: N optional ``RRef[T]`` slots in one heap object."""
 
-    def __init__(self, target, n: int):
-        self.target = _plain_target(target, "RRefArray")
-        if not isinstance(n, int) or n <= 0:
-            raise NotExchangeable(f"RRefArray[{self.target}, {n}]", "N must be a positive int")
-        self.n = n
-        self.child = RRefType(self.target)
-        self.name = f"RRefArray[{self.target.name}, {n}]"
-        self.nbytes = HANDLE_BYTES * n
-        self.nchild = n
+    kind = "RRefArray"
 
 
-class RRefDequeType(HeapType):
-    """``RRefDeque[T, N]``: a fixed-capacity ring of ``RRef[T]`` (packet batches)."""
+class RRefDequeType(ContainerType):
+    """``RRefDeque[T, N]``: a fixed-capacity ring of ``RRef[T]`` (packet batches);
+    its header holds head, tail and length."""
 
-    def __init__(self, target, n: int):
-        self.target = _plain_target(target, "RRefDeque")
-        if not isinstance(n, int) or n <= 0:
-            raise NotExchangeable(f"RRefDeque[{self.target}, {n}]", "N must be a positive int")
-        self.n = n
-        self.child = RRefType(self.target)
-        self.name = f"RRefDeque[{self.target.name}, {n}]"
-        self.nbytes = HANDLE_BYTES * (DEQUE_HEADER_WORDS + n)
-        self.child_off = HANDLE_BYTES * DEQUE_HEADER_WORDS
-        self.nchild = n
+    kind = "RRefDeque"
+    header_words = DEQUE_HEADER_WORDS
 
 
 # --- composites --------------------------------------------------------------
