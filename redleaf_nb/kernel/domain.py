@@ -326,9 +326,8 @@ class Kernel:
 
     def domains(self) -> pd.DataFrame:
         """Every domain with its state and what it owns in the exchange heap."""
-        acct = self.heap.h.acct
         return pd.DataFrame([(d.id, d.name, d.iface.__name__ if d.iface else "-", d.state,
-                              int(acct[d.id, 0]), int(acct[d.id, 1]),
+                              *self.heap.owned(d.id),
                               ", ".join(sorted(d.devices)), d.crash_reason or "")
                              for d in self._domains.values()],
                             columns=["id", "name", "interface", "state", "objects", "bytes",

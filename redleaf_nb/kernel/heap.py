@@ -22,8 +22,8 @@ import pandas as pd
 from numba import carray, njit
 
 from .raw import load, pointer, store
-from .state import (D_ACCT, D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
-                    D_NDOMAINS, D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
+from .state import (D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
+                    D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import HeapType
 
 # meta columns
@@ -74,11 +74,6 @@ def free_of(h):
 @njit(cache=True, inline="always")
 def classes_of(h):
     return carray(pointer(load(h, D_CLASSES), np.int64), NCLASSES)
-
-
-@njit(cache=True, inline="always")
-def acct_of(h):
-    return carray(pointer(load(h, D_ACCT), np.int64), (load(h, D_NDOMAINS), 2))
 
 
 # --- jitted kernels ----------------------------------------------------------
@@ -188,8 +183,6 @@ def alloc(h, owner, type_id, size, child_off, nchild, child_type):
     m[slot, CHILD_OFF] = child_off
     m[slot, NCHILD] = nchild
     m[slot, CHILD_TYPE] = child_type
-    acct_of(h)[owner, 0] += 1
-    acct_of(h)[owner, 1] += size
     ctl_of(h)[LIVE_OBJECTS] += 1
     ctl_of(h)[LIVE_BYTES] += size
     return make_handle(slot, m[slot, GEN])
@@ -204,17 +197,13 @@ def _bump_generation(mp, slot):
 
 
 @njit(cache=True, inline="always")
-def _account(ap, owner, objects, nbytes):
-    store(ap, 2 * owner, load(ap, 2 * owner) + objects)
-    store(ap, 2 * owner + 1, load(ap, 2 * owner + 1) + nbytes)
+def _transfer(mp, slot, new_owner):
+    """Give ``slot`` to ``new_owner``; return its new handle (the old one goes stale).
 
-
-@njit(cache=True, inline="always")
-def _transfer(mp, ap, slot, new_owner):
-    """Move the accounting and ownership of ``slot``; return its new handle."""
-    size = mget(mp, slot, SIZE)
-    _account(ap, mget(mp, slot, OWNER), -1, -size)
-    _account(ap, new_owner, 1, size)
+    Only the owner word changes: as in RedLeaf, what a domain owns is found by
+    scanning the owner column (:meth:`ExchangeHeap.accounting`, reclaim), not
+    kept in per-domain counters, so a move stays a handful of memory ops.
+    """
     mset(mp, slot, OWNER, new_owner)
     return _bump_generation(mp, slot)
 
@@ -226,9 +215,6 @@ def _release_slot(h, slot):
     c = m[slot, SCLASS]
     words_of(h)[off >> 3] = classes_of(h)[c]
     classes_of(h)[c] = off
-    owner = m[slot, OWNER]
-    acct_of(h)[owner, 0] -= 1
-    acct_of(h)[owner, 1] -= m[slot, SIZE]
     ctl_of(h)[LIVE_OBJECTS] -= 1
     ctl_of(h)[LIVE_BYTES] -= m[slot, SIZE]
     m[slot, STATE] = FREE
@@ -266,27 +252,44 @@ def free(h, handle, caller):
 
 
 @njit(cache=True, inline="always")
-def _move(mp, ap, nslots, handle, caller, new_owner):
+def _move(mp, nslots, handle, caller, new_owner):
     out = _write(mp, nslots, handle, caller)
     if out >= 0:
-        out = _transfer(mp, ap, out, new_owner)
+        out = _transfer(mp, out, new_owner)
     return out
 
 
 @njit(cache=True, inline="always")
 def move(h, handle, caller, new_owner):
     """Give an object to ``new_owner``; the new handle (the old one goes stale)."""
-    return _move(load(h, D_META), load(h, D_ACCT), load(h, D_NSLOTS), handle, caller, new_owner)
+    return _move(load(h, D_META), load(h, D_NSLOTS), handle, caller, new_owner)
+
+
+@njit(cache=True, inline="always")
+def give(h, slot, new_owner):
+    """``move`` for a slot its caller has already checked (``check_write``)."""
+    return _transfer(load(h, D_META), slot, new_owner)
+
+
+@njit(cache=True, inline="always")
+def _lend(mp, slot, borrower):
+    prev = mget(mp, slot, BORROWER)
+    mset(mp, slot, BORROWS, mget(mp, slot, BORROWS) + 1)
+    mset(mp, slot, BORROWER, borrower)
+    return prev
+
+
+@njit(cache=True, inline="always")
+def lend(h, slot, borrower):
+    """``borrow`` for a slot its caller has already checked (``check_read``)."""
+    return _lend(load(h, D_META), slot, borrower)
 
 
 @njit(cache=True, inline="always")
 def _borrow(mp, nslots, handle, caller, borrower):
     out = _read(mp, nslots, handle, caller)
     if out >= 0:
-        slot = out
-        out = mget(mp, slot, BORROWER)
-        mset(mp, slot, BORROWS, mget(mp, slot, BORROWS) + 1)
-        mset(mp, slot, BORROWER, borrower)
+        out = _lend(mp, out, borrower)
     return out
 
 
@@ -357,7 +360,7 @@ def _check_child(h, container, child, caller):
 def _adopt(h, container, cslot):
     """Move a checked child into ``container``; the handle to store."""
     meta_of(h)[cslot, PARENT] = container
-    return _transfer(load(h, D_META), load(h, D_ACCT), cslot, CONTAINED)
+    return _transfer(load(h, D_META), cslot, CONTAINED)
 
 
 @njit(cache=True)
@@ -365,7 +368,7 @@ def _disown(h, child, caller):
     """Take a stored child out of its container, for ``caller``."""
     cslot = child & SLOT_MASK
     meta_of(h)[cslot, PARENT] = -1
-    return _transfer(load(h, D_META), load(h, D_ACCT), cslot, caller)
+    return _transfer(load(h, D_META), cslot, caller)
 
 
 @njit(cache=True)
@@ -629,11 +632,21 @@ class ExchangeHeap:
         return df[["slot", "generation", "owner", "owner_name", "type", "size", "borrows",
                    "parent"]].reset_index(drop=True)
 
+    def owned(self, owner: int) -> tuple[int, int]:
+        """(objects, bytes) that domain ``owner`` owns, found by scanning the owner column."""
+        m = self.h.meta
+        mine = (m[:, STATE] == LIVE) & (m[:, OWNER] == owner)
+        return int(mine.sum()), int(m[mine, SIZE].sum())
+
     def accounting(self) -> pd.DataFrame:
-        """Live objects and bytes per owner, as the heap counts them incrementally."""
-        a = self.h.acct
-        rows = [(self.names.get(d, d), d, int(a[d, 0]), int(a[d, 1]))
-                for d in np.flatnonzero(a[:, 0])]
+        """Live objects and bytes per owner (a scan of the metadata, as RedLeaf's reclaim)."""
+        m = self.h.meta
+        live = m[:, STATE] == LIVE
+        owners = m[live, OWNER]
+        objects = np.bincount(owners)
+        nbytes = np.bincount(owners, weights=m[live, SIZE]).astype(np.int64)
+        rows = [(self.names.get(int(d), int(d)), int(d), int(objects[d]), int(nbytes[d]))
+                for d in np.flatnonzero(objects)]
         return pd.DataFrame(rows, columns=["domain", "id", "objects", "bytes"])
 
     def check_invariants(self) -> None:
@@ -645,10 +658,7 @@ class ExchangeHeap:
         assert h.ctl[FREE_TOP] + live.sum() == m.shape[0], "slots are lost or double-counted"
         free_stack = set(h.free_slots[:h.ctl[FREE_TOP]].tolist())
         assert free_stack.isdisjoint(np.flatnonzero(live).tolist()), "a slot is both free and live"
-        per_owner = np.zeros_like(h.acct)
-        np.add.at(per_owner[:, 0], m[live, OWNER], 1)
-        np.add.at(per_owner[:, 1], m[live, OWNER], m[live, SIZE])
-        assert (per_owner == h.acct).all(), "per-domain accounting disagrees with the objects"
+        assert (m[live, OWNER] >= 0).all(), "a live object has no owner"
         # every contained object is referenced by exactly one live container word
         held = np.flatnonzero(live & (m[:, OWNER] == CONTAINED))
         refs = {}

@@ -261,7 +261,7 @@ def _jit_ret_type(t: ExType, where: str):
 
 
 JIT_HEADER = """\
-from redleaf_nb.kernel.heap import check_read, check_write, move, borrow, release
+from redleaf_nb.kernel.heap import check_read, check_write, give, lend, move, release
 from redleaf_nb.kernel.proxy import (RPC_OK, RPC_PANIC, RPC_BAD_ARG, jit_alive, jit_push,
                                      jit_pop, jit_crash)
 """
@@ -286,17 +286,19 @@ def jit_method_source(iface: str, m: Method) -> str:
              "    caller = jit_push(k, callee)",
              "    if caller < 0:",
              f"        return -caller, {null}"]
-    checks = [f"check_write(k, {n}, caller) < 0" for n in owned]
-    checks += [f"check_read(k, {n}, caller) < 0" for n in lent]
-    checks += [f"{a} == {b}" for i, a in enumerate(owned + lent) for b in (owned + lent)[i + 1:]]
-    if checks:
-        lines += ["    # 2. check every RRef argument before anything moves",
-                  f"    if {' or '.join(checks)}:",
+    checked = owned + lent
+    if checked:
+        lines.append("    # 2. check every RRef argument before anything moves")
+        lines += [f"    slot_{n} = check_write(k, {n}, caller)" for n in owned]
+        lines += [f"    slot_{n} = check_read(k, {n}, caller)" for n in lent]
+        checks = [f"slot_{n} < 0" for n in checked]
+        checks += [f"{a} == {b}" for i, a in enumerate(checked) for b in checked[i + 1:]]
+        lines += [f"    if {' or '.join(checks)}:",
                   "        jit_pop(k, caller)",
                   f"        return RPC_BAD_ARG, {null}",
                   "    # 4. by-value RRefs move to the callee; borrowed ones are lent"]
-        lines += [f"    {n} = move(k, {n}, caller, callee)" for n in owned]
-        lines += [f"    lent_{n} = borrow(k, {n}, caller, callee)" for n in lent]
+        lines += [f"    {n} = give(k, slot_{n}, callee)" for n in owned]
+        lines += [f"    lent_{n} = lend(k, slot_{n}, callee)" for n in lent]
     releases = [f"release(k, {n}, lent_{n})" for n in lent]
     unwind = ["    # a caller that died while the call was out unwinds to its own entry",
               "    if not jit_alive(k, caller):",

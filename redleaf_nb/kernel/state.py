@@ -25,8 +25,8 @@ MIN_CHUNK = 8   # bytes: the smallest chunk, and the alignment of every object
 MAX_CONT = 64   # deepest nesting of jitted cross-domain calls
 
 # descriptor words: data addresses, then sizes
-D_META, D_ACCT, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
-    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS = range(12)
+D_META, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
+    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS = range(11)
 
 
 class StateArrays(NamedTuple):
@@ -38,7 +38,6 @@ class StateArrays(NamedTuple):
     ctl: np.ndarray          # int64[4]: bump pointer, free slots, live objects, live bytes
     free_slots: np.ndarray   # int64 stack of free slot numbers
     class_heads: np.ndarray  # int64[NCLASSES]: first free chunk of each size class
-    acct: np.ndarray         # (domains, 2) int64: live objects and bytes per owner id
     domains: np.ndarray      # int64[domains]: UNUSED / ALIVE / CRASHED / TERMINATED
     conts: np.ndarray        # (MAX_CONT, 2) int64: (caller, callee) of each active jitted call
     calls: np.ndarray        # int64[2]: jitted call depth, current domain
@@ -54,13 +53,13 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     meta[:, 9] = -1   # no parent
     ctl = np.zeros(4, np.int64)
     ctl[1] = max_objects
-    acct, domains = np.zeros((max_domains, 2), np.int64), np.zeros(max_domains, np.int64)
+    domains = np.zeros(max_domains, np.int64)
     conts, calls = np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64)
     free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)
     class_heads = np.full(NCLASSES, -1, np.int64)
-    descriptor = np.array([a.ctypes.data for a in (meta, acct, domains, conts, calls, arena, ctl,
+    descriptor = np.array([a.ctypes.data for a in (meta, domains, conts, calls, arena, ctl,
                                                    free_slots, class_heads)]
                           + [max_objects, capacity, max_domains], np.int64)
-    arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, acct,
-                         domains, conts, calls, descriptor)
+    arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, domains,
+                         conts, calls, descriptor)
     return arrays, int(descriptor.ctypes.data)
