@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab clean
+.PHONY: reproduce test lab clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[test]'
 	touch $(STAMP)
 
-reproduce: $(STAMP)
+system-deps:
+	bash scripts/system-deps.sh
+
+reproduce: system-deps $(STAMP)
 	$(VENV)/bin/redleaf-nb reproduce
 
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(PY) -m pytest
 
 lab: $(STAMP)
