@@ -84,6 +84,8 @@ class NvmeSsd:
             self.reset()
         elif reg == CC:
             self._enable()
+        elif reg == SQ0TDBL and self.regs[CSTS] & CSTS_RDY:
+            _admin(self.mmio)   # admin commands run when their doorbell is written
 
     def read_reg(self, reg: int) -> int:
         return int(self.regs[reg])

@@ -79,6 +79,17 @@ class Domain:
     def claim_device(self, name: str):
         return self.kernel.claim_device(self, name)
 
+    def run_jitted(self, fn, *args):
+        """Run one of this domain's jitted kernels ``fn(k, state, *args)`` from its
+        Python tier, as this domain (so the heap checks see the right owner)."""
+        calls = self.kernel.heap.h.calls
+        prev = calls[px.CURRENT]
+        calls[px.CURRENT] = self.id
+        try:
+            return fn(self.kernel.heap.k, self.jit_state_address, *args)
+        finally:
+            calls[px.CURRENT] = prev
+
     def fault_point(self, method: str) -> None:
         """Called by proxies inside the callee: fires an injected crash."""
         left = self._faults.get(method)
@@ -248,6 +259,10 @@ class Kernel:
         """Free every heap object and device a (dead) domain owns; objects freed."""
         n = hp.reclaim(self.heap.k, dom.id)
         for dev in list(dom.devices):
+            # a device must not DMA into buffers that were just freed
+            quiesce = getattr(self._devices[dev][0], "quiesce", None)
+            if quiesce is not None:
+                quiesce()
             self._devices[dev][1] = None
         dom.devices.clear()
         return n

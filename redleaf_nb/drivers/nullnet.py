@@ -1,0 +1,43 @@
+"""nullnet: a network driver without a device (the paper's Figure 7).
+
+It takes a batch of packets and gives it straight back, so a benchmark over
+it measures only software: the crossings, the RRef moves and the deque work.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from redleaf_nb.interfaces.net import Net
+from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel.proxy import jit_current
+from redleaf_nb.kernel.raw import load, store
+
+# jitted state: [batch, packets handled]
+BATCH, HANDLED = 0, 1
+
+
+@njit(cache=True)
+def jit_submit_and_poll(k, state, packets, collect, tx):
+    """Move up to ``batch`` buffers from ``packets`` to ``collect``, as if done."""
+    n = hp.deque_splice(k, packets, collect, jit_current(k), load(state, BATCH))
+    if n < 0:
+        raise ValueError("nullnet: bad packet deques")
+    store(state, HANDLED, load(state, HANDLED) + n)
+    return n, packets, collect
+
+
+class NullNet(Net):
+    """The software-only network driver."""
+
+    jit_methods = {"submit_and_poll": jit_submit_and_poll}
+
+    def create_net(self, batch, ring):
+        self.state = np.array([batch, 0], np.int64)
+
+    def jit_state(self):
+        return self.state
+
+    def submit_and_poll(self, packets, collect, tx):
+        n, _, _ = self.domain.run_jitted(jit_submit_and_poll, packets.handle, collect.handle, tx)
+        return n, packets, collect
