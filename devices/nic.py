@@ -25,7 +25,7 @@ import numpy as np
 from numba import carray, njit
 
 from redleaf_nb.kernel.clock import rdtsc, tsc_hz
-from redleaf_nb.kernel.raw import load, pointer, store
+from redleaf_nb.kernel.raw import load, pointer, ring_next, store
 
 from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
 
@@ -35,8 +35,8 @@ from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
 # the model's own state
 _INTERNAL = 32
 (T0, DEV_CYCLES, NOW, CPP_FP, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, PKT_SIZE, FRAME_ADDR,
- STEPS) = range(_INTERNAL, _INTERNAL + 10)
-NWORDS = _INTERNAL + 10
+ STEPS, RX_TRAFFIC) = range(_INTERNAL, _INTERNAL + 11)
+NWORDS = _INTERNAL + 11
 
 CTRL_RST = 1 << 26
 STATUS_LU = 1 << 1
@@ -77,7 +77,8 @@ class Nic82599:
     """The device: its register file (the MMIO region) and its wire."""
 
     def __init__(self, profile: NicProfile | str = "x520", pkt_size: int = ETH_MIN_FRAME,
-                 hz: float | None = None):
+                 hz: float | None = None, rx_traffic: bool = True):
+        """``rx_traffic``: whether the packet generator on the wire sends to us."""
         self.profile = nic_profile(profile) if isinstance(profile, str) else profile
         self.pkt_size = pkt_size
         self.frame = udp_frame(pkt_size)
@@ -86,6 +87,7 @@ class Nic82599:
         self.hz = hz or tsc_hz()
         self.regs[CPP_FP] = 0 if np.isinf(pps) else int(self.hz / pps * (1 << FP))
         self.regs[PKT_SIZE] = pkt_size
+        self.regs[RX_TRAFFIC] = rx_traffic
         self.regs[FRAME_ADDR] = self.frame.ctypes.data
         self.regs[STATUS] = STATUS_LU
 
@@ -115,7 +117,9 @@ class Nic82599:
         self.regs[RXCTRL] &= ~RXCTRL_RXEN
 
     def start_clock(self) -> None:
-        """Start the wire: the generator offers frames from now on."""
+        """Start the wire: the generator offers frames from now on; the statistics
+        registers start from zero (they are clear-on-read on the 82599)."""
+        self.regs[[GPRC, GPTC, GORC, GOTC, MPC, TXERR]] = 0
         self.regs[[DEV_CYCLES, NOW, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, STEPS]] = 0
         self.regs[T0] = rdtsc()
 
@@ -155,7 +159,7 @@ def _receive(dev, now):
         carray(pointer(load(ring, 2 * head), np.uint8), size)[:] = frame
         store(ring, 2 * head, 0)
         store(ring, 2 * head + 1, RXD_DD | RXD_EOP | (size << 32))
-        head = (head + 1) % n
+        head = ring_next(head, n)
         delivered += 1
     store(dev, RDH, head)
     store(dev, GPRC, load(dev, GPRC) + delivered)
@@ -183,7 +187,7 @@ def _transmit(dev, now):
             sent += 1
             nbytes += cmd & 0xFFFF
         store(ring, 2 * head + 1, load(ring, 2 * head + 1) | (TXD_DD << 32))
-        head = (head + 1) % n
+        head = ring_next(head, n)
         start += cpp
     store(dev, TX_NEXT_FP, start)
     store(dev, TDH, head)
@@ -198,7 +202,7 @@ def nic_step(dev):
     eats into what the host is measured to sustain."""
     t0 = rdtsc()
     now = np.int64(t0 - load(dev, T0)) - load(dev, DEV_CYCLES)
-    if load(dev, RDLEN) > 0:
+    if load(dev, RDLEN) > 0 and load(dev, RX_TRAFFIC):
         _receive(dev, now)
     if load(dev, TDLEN) > 0:
         _transmit(dev, now)

@@ -27,7 +27,7 @@ import numpy as np
 from numba import carray, njit
 
 from redleaf_nb.kernel.clock import rdtsc, tsc_hz
-from redleaf_nb.kernel.raw import load, pointer, store
+from redleaf_nb.kernel.raw import load, pointer, ring_next, store
 
 from .profiles import NvmeProfile, nvme_profile
 
@@ -131,7 +131,7 @@ def _post(dev, q, cid, status, sq_head):
     """Write a completion entry with the current phase; False if the CQ is full."""
     o = q * QSTRIDE
     size, tail = load(dev, CQ_SIZE + o), load(dev, CQ_TAIL + o)
-    if (tail + 1) % size == load(dev, CQ0HDBL + 2 * q):
+    if ring_next(tail, size) == load(dev, CQ0HDBL + 2 * q):
         return False
     cqe = load(dev, CQ_BASE + o) + tail * 16
     store(cqe, 0, 0)
@@ -178,7 +178,7 @@ def _admin(dev):
             page[1] = page[0]                                # NCAP
         else:
             status = SC_INVALID_OPCODE
-        head = (head + 1) % size
+        head = ring_next(head, size)
         if not _post(dev, 0, cid, status, head):
             break
     store(dev, SQ_HEAD, head)
@@ -202,7 +202,7 @@ def _fetch_io(dev, now):
         inflight[i, 1] = _dw(sqe, 0) >> 16
         inflight[i, 2] = sqe
         store(dev, IN_COUNT, load(dev, IN_COUNT) + 1)
-        head = (head + 1) % size
+        head = ring_next(head, size)
     store(dev, SQ_HEAD + o, head)
     store(dev, SVC_END, svc_end)
 
@@ -242,7 +242,7 @@ def _complete_io(dev, now):
             break
         if status != SC_SUCCESS:
             store(dev, ERRORS, load(dev, ERRORS) + 1)
-        store(dev, IN_HEAD, (i + 1) % cap)
+        store(dev, IN_HEAD, ring_next(i, cap))
         store(dev, IN_COUNT, load(dev, IN_COUNT) - 1)
 
 

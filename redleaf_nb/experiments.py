@@ -104,6 +104,9 @@ def repo_root() -> Path:
 
 def discover() -> dict[str, Experiment]:
     """Every experiment in ``experiments/``, by name."""
+    root = str(repo_root())
+    if root not in sys.path:   # experiments import the device models from devices/
+        sys.path.insert(0, root)
     found = {}
     for path in sorted((repo_root() / "experiments").glob("[!_]*.py")):
         name = f"redleaf_experiments_{path.stem}"

@@ -17,7 +17,7 @@ from numba import carray, njit
 from redleaf_nb.interfaces.net import Net
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, pointer, store
+from redleaf_nb.kernel.raw import load, pointer, ring_next, store
 
 # 82599 registers (as int64 word indices of the MMIO region) and bits
 (CTRL, STATUS, RXCTRL, RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL,
@@ -46,7 +46,7 @@ def _reap_tx(k, state, me, collect):
         if hp.deque_push_back(k, collect, me, load(bufs, i)) != 0:
             break  # collect is full: leave the rest for the next call
         store(bufs, i, 0)
-        i = (i + 1) % n
+        i = ring_next(i, n)
         done += 1
     store(state, TX_CLEAN, i)
 
@@ -56,7 +56,7 @@ def _transmit(k, state, me, packets):
     """Queue buffers from ``packets`` on free TX descriptors; the count queued."""
     ring, bufs, n = load(state, TX_RING), load(state, TX_BUFS), load(state, NTX)
     i, queued = load(state, TX_NEXT), 0
-    while queued < load(state, BATCH) and (i + 1) % n != load(state, TX_CLEAN):
+    while queued < load(state, BATCH) and ring_next(i, n) != load(state, TX_CLEAN):
         buf = hp.deque_pop_front(k, packets, me)
         if buf <= 0:
             break
@@ -66,7 +66,7 @@ def _transmit(k, state, me, packets):
         store(ring, 2 * i, addr)
         store(ring, 2 * i + 1, (length | TXD_CMD) | ((length << TXD_PAYLEN_SHIFT) << 32))
         store(bufs, i, buf)
-        i = (i + 1) % n
+        i = ring_next(i, n)
         queued += 1
     store(state, TX_NEXT, i)
     store(load(state, MMIO), TDT, i)    # one doorbell per batch
@@ -82,7 +82,7 @@ def _receive(k, state, me, collect):
         if hp.deque_push_back(k, collect, me, load(bufs, i)) != 0:
             break
         store(bufs, i, 0)
-        i = (i + 1) % n
+        i = ring_next(i, n)
         got += 1
     store(state, RX_NEXT, i)
     return got
@@ -93,14 +93,14 @@ def _refill(k, state, me, packets):
     """Give the device every buffer in ``packets`` the RX ring has room for."""
     ring, bufs, n = load(state, RX_RING), load(state, RX_BUFS), load(state, NRX)
     t = load(state, RX_TAIL)
-    while (t + 1) % n != load(state, RX_NEXT):   # one slot stays empty: RDT == RDH means none
+    while ring_next(t, n) != load(state, RX_NEXT):   # one slot stays empty: RDT == RDH means none
         buf = hp.deque_pop_front(k, packets, me)
         if buf <= 0:
             break
         store(ring, 2 * t, hp.word_address(k, buf, me, True))
         store(ring, 2 * t + 1, 0)
         store(bufs, t, buf)
-        t = (t + 1) % n
+        t = ring_next(t, n)
     store(state, RX_TAIL, t)
     store(load(state, MMIO), RDT, t)
 

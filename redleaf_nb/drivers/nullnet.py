@@ -18,11 +18,16 @@ BATCH, HANDLED = 0, 1
 
 
 @njit(cache=True)
+def _bad_deques():
+    raise ValueError("nullnet: bad packet deques")
+
+
+@njit(cache=True)
 def jit_submit_and_poll(k, state, packets, collect, tx):
     """Move up to ``batch`` buffers from ``packets`` to ``collect``, as if done."""
     n = hp.deque_splice(k, packets, collect, jit_current(k), load(state, BATCH))
     if n < 0:
-        raise ValueError("nullnet: bad packet deques")
+        _bad_deques()
     store(state, HANDLED, load(state, HANDLED) + n)
     return n, packets, collect
 

@@ -16,7 +16,7 @@ from numba import njit
 from redleaf_nb.interfaces.nvme import BSIZE, NvmeBDev
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, store
+from redleaf_nb.kernel.raw import load, ring_next, store
 
 # NVMe controller registers (as int64 word indices of the MMIO region) and bits
 (CAP, VS, CC, CSTS, AQA, ASQ, ACQ, SQ0TDBL, CQ0HDBL, SQ1TDBL, CQ1HDBL) = range(11)
@@ -54,7 +54,7 @@ def _submit(k, state, me, submit, write):
         store(sqe, 6, LBAS_PER_BLOCK - 1)                    # NLB - 1
         store(sqe, 7, 0)
         store(reqs, tail, req)
-        tail = (tail + 1) % n
+        tail = ring_next(tail, n)
         store(state, INFLIGHT, load(state, INFLIGHT) + 1)
         queued += 1
     if queued:

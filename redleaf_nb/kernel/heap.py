@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numba import carray, njit
 
-from .raw import load, pointer, store
+from .raw import load, pointer, ring_next, store
 from .state import (D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
                     D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import HeapType
@@ -439,7 +439,7 @@ def deque_push_back(h, dq, caller, child):
     stored = _adopt(h, slot, cslot)
     head = words_of(h)[hdr]
     words_of(h)[_child_base(h, slot) + head] = stored
-    words_of(h)[hdr] = (head + 1) % n
+    words_of(h)[hdr] = ring_next(head, n)
     words_of(h)[hdr + 2] += 1
     return 0
 
@@ -457,7 +457,7 @@ def deque_pop_front(h, dq, caller):
     w = _child_base(h, slot) + tail
     child = words_of(h)[w]
     words_of(h)[w] = 0
-    words_of(h)[hdr + 1] = (tail + 1) % meta_of(h)[slot, NCHILD]
+    words_of(h)[hdr + 1] = ring_next(tail, meta_of(h)[slot, NCHILD])
     words_of(h)[hdr + 2] -= 1
     return _disown(h, child, caller)
 
@@ -480,14 +480,15 @@ def deque_splice(h, src, dst, caller, most):
     sn, dn = m[s, NCHILD], m[d, NCHILD]
     sb, db = _child_base(h, s), _child_base(h, d)
     k = min(most, w[sh + 2], dn - w[dh + 2])
+    tail, head = w[sh + 1], w[dh]   # kept in registers: written back once, below
     for _ in range(k):
-        tail, head = w[sh + 1], w[dh]
         child = w[sb + tail]
         w[sb + tail] = 0
         m[child & SLOT_MASK, PARENT] = d
         w[db + head] = child
-        w[sh + 1] = (tail + 1) % sn
-        w[dh] = (head + 1) % dn
+        tail = ring_next(tail, sn)
+        head = ring_next(head, dn)
+    w[sh + 1], w[dh] = tail, head
     w[sh + 2] -= k
     w[dh + 2] += k
     return k

@@ -8,7 +8,7 @@ own work; addresses and ``numba.carray`` views of them cost nothing.
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
 _I64 = ir.IntType(64)
@@ -42,3 +42,11 @@ def pointer(typingctx, address, dtype):
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
     return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def ring_next(i, n):
+    """The index after ``i`` in a ring of ``n`` (a compare: ``% n`` by a variable is an
+    integer division, tens of cycles on every step of a hot ring loop)."""
+    i += 1
+    return 0 if i == n else i

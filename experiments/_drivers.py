@@ -1,0 +1,240 @@
+"""Driver benchmarks shared by Figures 6, 7 and 8: one loop, five configurations.
+
+A benchmark run wires a kernel, a device model and one configuration
+(redleaf_nb.configs), primes the rings, and runs a jitted loop for a fixed
+span of *device time*. Each iteration first lets the device advance (it runs
+beside the CPU, as hardware does: delivering, draining, completing what its
+profile allows in the time that passed), then makes one ``submit_and_poll``
+call through the configuration's entry and recycles the buffers that came
+back. The device model's own cycles are measured and excluded from its clock,
+so they never count as host time.
+
+Each configuration is run twice: against the device's profile (the rate
+achieved here) and against an ``unlimited`` device (the rate our code alone
+sustains, the *host rate*). The achieved rate is about the smaller of the host
+rate and the device's capacity; a row says which one bound it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from numba import types as nbt
+
+from devices.nic import NOW as NIC_NOW
+from devices.nic import Nic82599, nic_step, udp_frame
+from devices.nvme import NOW as NVME_NOW
+from devices.nvme import NvmeSsd, nvme_step
+from devices.profiles import nic_profile, nvme_profile
+from redleaf_nb import configs
+from redleaf_nb.interfaces.net import MAX_BATCH, Net, Packet
+from redleaf_nb.interfaces.nvme import BlkReq, NvmeBDev
+from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel.clock import rdtsc, tsc_hz
+from redleaf_nb.kernel.domain import Kernel
+from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
+from redleaf_nb.kernel.raw import load, ring_next, store
+from redleaf_nb.kernel.rref import RRefDeque
+from redleaf_nb.kernel.types import exchangeable
+
+PacketPool = RRefDeque[Packet, 4096]
+RequestPool = RRefDeque[BlkReq, 1024]
+BOUND_FRACTION = 0.95   # achieved >= 95% of the device's capacity: the device bound it
+
+# a clock for runs without a device (nullnet): [T0, device cycles (always 0), NOW]
+_T0, _CYC, _NOW = 0, 1, 2
+
+
+@njit(cache=True)
+def wall_clock(clock):
+    """The 'device' of a run with no device: only keeps time."""
+    store(clock, _NOW, np.int64(rdtsc()) - load(clock, _T0))
+
+
+@njit(cache=True)
+def _recycle(k, me, pool, collect, q, batch):
+    """Finished buffers go straight back into the next batch (as RedLeaf's benchmarks
+    reuse them); what does not fit waits in the pool, which also tops the batch up."""
+    hp.deque_splice(k, collect, q, me, batch)
+    hp.deque_splice(k, collect, pool, me, 1 << 30)
+    short = batch - hp.deque_len(k, q, me)
+    if short > 0:
+        hp.deque_splice(k, pool, q, me, short)
+
+
+def _net_loop(entry, step, k, target, state, dev, now_addr, packets, collect, pool, tx, batch,
+              limit):
+    me = jit_current(k)
+    done = calls = status = 0
+    while True:
+        step(dev)
+        if load(now_addr, 0) >= limit:
+            break
+        status, ret = entry(k, target, state, packets, collect, tx)
+        if status != 0:
+            break
+        n, packets, collect = ret
+        done += n
+        calls += 1
+        _recycle(k, me, pool, collect, packets, batch)
+    return status, done, calls, packets, collect
+
+
+def _blk_loop(entry, step, k, target, state, dev, now_addr, submit, collect, pool, write,
+              batch, limit, nblocks, next_block):
+    me = jit_current(k)
+    done = calls = status = 0
+    while True:
+        step(dev)
+        if load(now_addr, 0) >= limit:
+            break
+        status, ret = entry(k, target, state, submit, collect, write)
+        if status != 0:
+            break
+        n, submit, collect = ret
+        done += n
+        calls += 1
+        for _ in range(n):   # each finished request goes on to the next block (sequential)
+            req = hp.deque_pop_front(k, collect, me)
+            store(hp.word_address(k, req, me, True), 0, next_block)
+            next_block = ring_next(next_block, nblocks)
+            hp.deque_push_back(k, collect, me, req)
+        _recycle(k, me, pool, collect, submit, batch)
+    return status, done, calls, submit, collect
+
+
+_LOOPS: dict = {}
+
+
+def _compiled_loop(py_loop, entry_type):
+    """The loop compiled for one entry signature (entry and step reached by pointer)."""
+    key = (py_loop, entry_type)
+    if key not in _LOOPS:
+        i64 = nbt.int64
+        step_t = nbt.FunctionType(nbt.none(i64))
+        extra = (i64, i64) if py_loop is _blk_loop else ()
+        ret = nbt.Tuple((i64, i64, i64, i64, i64))
+        sig = ret(entry_type, step_t, i64, i64, i64, i64, i64, i64, i64, i64, nbt.boolean,
+                  i64, i64, *extra)
+        _LOOPS[key] = njit(sig, cache=True)(py_loop)
+    return _LOOPS[key]
+
+
+@dataclass
+class Run:
+    """One timed run: what the host counted and what the device saw."""
+
+    done: int            # packets or requests the benchmark got back
+    calls: int
+    seconds: float       # device time (the run's span, model cycles excluded)
+    device_cycles: int   # cycles spent in the device model
+    device: dict         # the device's counters
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+def _alloc_pool(k, pool_t, owner, count, init):
+    """A deque of ``count`` new buffers owned by ``owner``; ``init(i, value)`` fills each."""
+    pool_t = exchangeable(pool_t)
+    pool = k.heap.alloc(pool_t, owner)
+    for i in range(count):
+        h = k.heap.alloc(pool_t.child, owner)
+        init(i, k.heap.view(h, owner, write=True))
+        if hp.deque_push_back(k.heap.k, pool, owner, h) != 0:
+            raise RuntimeError("buffer pool overflow")
+    return pool
+
+
+def _deques(k, iface, owner):
+    """The two deques a ``submit_and_poll`` call passes, empty, owned by ``owner``."""
+    t = iface.__methods__["submit_and_poll"].params[0].type
+    return k.heap.alloc(t, owner), k.heap.alloc(t, owner)
+
+
+def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
+            profile: str | None = "x520", pkt_size: int = 64, ring: int = 512) -> Run:
+    """One network run; ``profile=None`` runs without a device (nullnet)."""
+    hz = tsc_hz()
+    k = Kernel(heap_bytes=32 << 20, max_objects=1 << 14)
+    if profile is not None:
+        dev_obj = Nic82599(nic_profile(profile), pkt_size, hz, rx_traffic=not tx)
+        k.add_device("nic", dev_obj)
+        dev, step, now_addr = dev_obj.mmio, nic_step, dev_obj.mmio + 8 * NIC_NOW
+    else:
+        dev_obj = clock = np.zeros(3, np.int64)
+        dev, step, now_addr = clock.ctypes.data, wall_clock, clock.ctypes.data + 8 * _NOW
+    e = configs.build(k, config, driver_cls, "net", batch=batch, ring=ring)
+    k.heap.h.calls[CURRENT], k.heap.h.calls[DEPTH] = e.runs_as, 0
+    owner = e.runs_as
+    frame = udp_frame(pkt_size)
+
+    def put_frame(i, buf):
+        buf[:pkt_size] = frame
+    pool = _alloc_pool(k, PacketPool, owner, ring + 3 * MAX_BATCH, put_frame)
+    packets, collect = _deques(k, Net, owner)
+    loop = _compiled_loop(_net_loop, e.type)
+    args = (e.fn, step, k.heap.k, e.target, e.state, dev)
+    if not tx:   # prime the RX ring (the device is not running yet)
+        for _ in range(ring // MAX_BATCH + 2):
+            hp.deque_splice(k.heap.k, pool, packets, owner, MAX_BATCH)
+            status, (_, packets, collect) = e.fn(k.heap.k, e.target, e.state, packets, collect,
+                                                 False)
+            if status != 0:
+                raise RuntimeError(f"{config}: priming the RX ring failed ({status})")
+    _start(dev_obj)
+    # a zero-length run compiles everything before the clock starts for real
+    status, done, calls, packets, collect = loop(*args, now_addr, packets, collect, pool, tx,
+                                                 batch, 0)
+    _start(dev_obj)
+    limit = int(seconds * hz)
+    status, done, calls, packets, collect = loop(*args, now_addr, packets, collect, pool, tx,
+                                                 batch, limit)
+    if status != 0:
+        raise RuntimeError(f"{config}: the driver call failed (status {status})")
+    k.heap.check_invariants()
+    stats = dev_obj.stats() if profile is not None else {"elapsed_cycles": int(dev_obj[_NOW]),
+                                                         "device_cycles": 0}
+    if tx and profile is not None:
+        done = stats["tx_packets"]   # what reached the wire
+    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats)
+
+
+def _start(dev_obj) -> None:
+    if isinstance(dev_obj, np.ndarray):
+        dev_obj[:] = 0
+        dev_obj[_T0] = rdtsc()
+    else:
+        dev_obj.start_clock()
+
+
+def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
+            profile: str = "p3700", queue_depth: int = 32, queue_entries: int = 1024) -> Run:
+    """One NVMe run: ``queue_depth`` requests kept in flight, sequential 4 KiB blocks."""
+    hz = tsc_hz()
+    k = Kernel(heap_bytes=(queue_depth + 2 * 128) * 8192 + (1 << 20), max_objects=1 << 12)
+    ssd = NvmeSsd(nvme_profile(profile), hz)
+    k.add_device("nvme", ssd)
+    e = configs.build(k, config, driver_cls, "bdev", batch=batch, queue_entries=queue_entries)
+    k.heap.h.calls[CURRENT], k.heap.h.calls[DEPTH] = e.runs_as, 0
+    owner = e.runs_as
+
+    def number(i, req):
+        req["block"] = i   # the requests first go out for blocks 0, 1, 2, ...
+    pool = _alloc_pool(k, RequestPool, owner, queue_depth, number)
+    nblocks = e.driver.domain.impl.nblocks
+    submit, collect = _deques(k, NvmeBDev, owner)
+    loop = _compiled_loop(_blk_loop, e.type)
+    args = (e.fn, nvme_step, k.heap.k, e.target, e.state, ssd.mmio, ssd.mmio + 8 * NVME_NOW)
+    ssd.start_clock()
+    loop(*args, submit, collect, pool, write, batch, 0, nblocks, queue_depth)
+    ssd.start_clock()
+    status, done, calls, submit, collect = loop(*args, submit, collect, pool, write, batch,
+                                                int(seconds * hz), nblocks, queue_depth)
+    if status != 0:
+        raise RuntimeError(f"{config}: the driver call failed (status {status})")
+    k.heap.check_invariants()
+    stats = ssd.stats()
+    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats)
