@@ -238,3 +238,102 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
     k.heap.check_invariants()
     stats = ssd.stats()
     return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats)
+
+
+# --- sweeps and figures shared by the three experiments -----------------------
+
+def median_run(fn, repeats: int, **kw) -> Run:
+    """The run with the median rate of ``repeats`` runs (this VM is noisy)."""
+    runs = sorted((fn(**kw) for _ in range(repeats)), key=lambda r: r.rate)
+    return runs[len(runs) // 2]
+
+
+def classify(achieved: float, capacity: float) -> str:
+    """Which limit a rate hit: the device's capacity, or what the host sustains."""
+    return "device" if np.isfinite(capacity) and achieved >= BOUND_FRACTION * capacity else "host"
+
+
+def sweep(name: str, directions: tuple, batches: tuple, measure, configurations=configs.CONFIGS):
+    """Run ``measure(config, direction, batch) -> dict`` over every combination, with a
+    progress bar; a tidy DataFrame of the rows."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+    cases = [(c, d, b) for d in directions for b in batches for c in configurations]
+    rows = []
+    for config, direction, batch in tqdm(cases, desc=name, unit="run"):
+        rows.append({"config": config, "direction": direction, "batch": batch,
+                     **measure(config, direction, batch)})
+    return pd.DataFrame(rows)
+
+
+def paper_bars(paper, figure: str, batches, direction_of, scale: float = 1.0):
+    """The paper's rows of ``figure`` as bars: config, batch, direction, value.
+
+    The paper's "n/a" batch (Linux) applies to every batch; DPDK, SPDK and
+    Linux are named by system; ``direction_of(metric)`` says which panel a row
+    belongs to ("both" for rows the paper reports for RX and TX together).
+    """
+    import pandas as pd
+    rows = []
+    for r in paper[(paper.figure == figure) & (paper.param_name == "batch")].itertuples():
+        if r.unit not in ("Mpps", "IOPS"):
+            continue
+        config = r.config if r.system.startswith("RedLeaf") else r.system
+        config = config.split(" (")[0]
+        given = [] if pd.isna(r.param_value) else [float(x) for x in
+                                                   str(r.param_value).split(" and ")]
+        for b in batches:
+            if not given or float(b) in given:   # no batch given ("n/a"): every batch
+                rows.append({"config": config, "batch": b, "direction": direction_of(r.metric),
+                             "value": r.value / scale})
+    return pd.DataFrame(rows, columns=["config", "batch", "direction", "value"])
+
+
+def plot_rates(ours, paper, *, unit: str, scale: float, title: str, capacity_label: str):
+    """Bars per configuration: ours (achieved, coloured by what bound it), our host
+    rate, and the paper's (from :func:`paper_bars`); one panel per direction and
+    batch; the device's capacity as a dashed line."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+    directions = list(dict.fromkeys(ours.direction))
+    batches = list(dict.fromkeys(ours.batch))
+    fig, axes = plt.subplots(len(directions), len(batches), squeeze=False, sharey="row",
+                             figsize=(5.2 * len(batches), 3.4 * len(directions) + 0.6))
+    order = list(dict.fromkeys(list(ours.config) + list(paper.config)))
+    palette = {"ours: device-bound": "#4c72b0", "ours: host-bound": "#dd8452",
+               "ours: host rate (no device limit)": "#c8c8c8", "paper (OSDI'20)": "#55a868"}
+    for i, direction in enumerate(directions):
+        for j, batch in enumerate(batches):
+            ax = axes[i][j]
+            mine = ours[(ours.direction == direction) & (ours.batch == batch)]
+            bars = [pd.DataFrame({"config": mine.config, "rate": mine.rate / scale,
+                                  "source": "ours: " + mine.bound + "-bound"})]
+            if "host_rate" in mine:
+                bars.append(pd.DataFrame({"config": mine.config,
+                                          "rate": mine.host_rate / scale,
+                                          "source": "ours: host rate (no device limit)"}))
+            theirs = paper[(paper.batch == batch)
+                           & (paper.direction.isin([direction, "both"]))]
+            if len(theirs):
+                bars.append(pd.DataFrame({"config": theirs.config, "rate": theirs.value,
+                                          "source": "paper (OSDI'20)"}))
+            data = pd.concat(bars, ignore_index=True)
+            sns.barplot(data, x="config", y="rate", hue="source", order=order,
+                        palette=palette, ax=ax, errorbar=None)
+            cap = mine.capacity.iloc[0] / scale if "capacity" in mine and len(mine) else np.nan
+            if np.isfinite(cap):
+                ax.axhline(cap, ls="--", color="k", lw=1)
+                ax.annotate(capacity_label, (0.01, cap), xycoords=("axes fraction", "data"),
+                            va="bottom", fontsize=7)
+            ax.set_title(f"{direction}, batch {batch}", fontsize=10)
+            ax.set_xlabel("")
+            ax.set_ylabel(unit)
+            ax.tick_params(axis="x", rotation=30, labelsize=8)
+            if (i, j) != (0, len(batches) - 1):
+                ax.get_legend().remove()
+            else:
+                ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -79,6 +79,9 @@ class Experiment:
     bound: str = ""      # what bounds our numbers: host cost, device capacity
     notes: str = ""      # how to read the figure (shown in the report)
     extra: dict = field(default_factory=dict)
+    # our numbers against the issue's targets: ours -> {target: value}, recorded
+    # in the run's metadata and shown in the report (never asserted)
+    targets: Callable[[pd.DataFrame], dict] | None = None
 
     def resolve(self, full: bool = False, **overrides) -> dict:
         """Parameters for a run: the quick (or full) setting, plus checked overrides."""
@@ -153,6 +156,8 @@ def run(name: str, full: bool = False, out: Path | None = None, **overrides) -> 
             "started_utc": started.isoformat(timespec="seconds"),
             "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
             "machine": machine()}
+    if exp.targets is not None:
+        meta["targets"] = exp.targets(ours)
     (out / f"{name}.json").write_text(json.dumps(meta, indent=2, default=str))
     import matplotlib.pyplot as plt
     plt.close(fig)
@@ -183,6 +188,10 @@ def report(out: Path | None = None) -> Path:
         if exp.notes:
             parts.append(f"<p><small>{html.escape(exp.notes)}</small></p>")
         parts.append(f"<img src='{exp.name}/{exp.name}.png'>")
+        if meta.get("targets"):
+            parts.append("<p>Against the targets:</p><ul>" + "".join(
+                f"<li>{html.escape(k)}: <b>{html.escape(str(v))}</b></li>"
+                for k, v in meta["targets"].items()) + "</ul>")
         table = pd.read_csv(d / f"{exp.name}.csv")
         parts.append(table.to_html(index=False, float_format=lambda x: f"{x:,.1f}"))
         m = meta["machine"]
