@@ -326,9 +326,10 @@ def plot_rates(ours, paper, *, unit: str, scale: float, title: str, capacity_lab
                 ax.axhline(cap, ls="--", color="k", lw=1)
                 ax.annotate(capacity_label, (0.01, cap), xycoords=("axes fraction", "data"),
                             va="bottom", fontsize=7)
+            ax.set_yscale("log")   # host rates, device limits and Linux differ 100-fold
             ax.set_title(f"{direction}, batch {batch}", fontsize=10)
             ax.set_xlabel("")
-            ax.set_ylabel(unit)
+            ax.set_ylabel(f"{unit}, log scale")
             ax.tick_params(axis="x", rotation=30, labelsize=8)
             if (i, j) != (0, len(batches) - 1):
                 ax.get_legend().remove()
