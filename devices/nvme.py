@@ -126,13 +126,19 @@ def _set_queue(r, q, sq_base, sq_size, cq_base, cq_size):
     r[CQ_BASE + o], r[CQ_SIZE + o], r[CQ_TAIL + o], r[CQ_PHASE + o] = cq_base, cq_size, 0, 1
 
 
+@njit(cache=True, inline="always")
+def _cq_full(dev, q):
+    o = q * QSTRIDE
+    return ring_next(load(dev, CQ_TAIL + o), load(dev, CQ_SIZE + o)) == load(dev, CQ0HDBL + 2 * q)
+
+
 @njit(cache=True)
 def _post(dev, q, cid, status, sq_head):
     """Write a completion entry with the current phase; False if the CQ is full."""
+    if _cq_full(dev, q):
+        return False
     o = q * QSTRIDE
     size, tail = load(dev, CQ_SIZE + o), load(dev, CQ_TAIL + o)
-    if ring_next(tail, size) == load(dev, CQ0HDBL + 2 * q):
-        return False
     cqe = load(dev, CQ_BASE + o) + tail * 16
     store(cqe, 0, 0)
     store(cqe, 1, (sq_head | (q << 16)) | ((cid | (load(dev, CQ_PHASE + o) << 16)
@@ -235,11 +241,10 @@ def _complete_io(dev, now):
     inflight = carray(pointer(load(dev, INFLIGHT_ADDR), np.int64), (cap, 4))
     while load(dev, IN_COUNT) > 0:
         i = load(dev, IN_HEAD)
-        if inflight[i, 0] > now:
-            break
+        if inflight[i, 0] > now or _cq_full(dev, 1):
+            break   # not done yet, or no room to report it: the data is not moved either
         status = _execute(dev, inflight[i, 2])
-        if not _post(dev, 1, inflight[i, 1], status, load(dev, SQ_HEAD + QSTRIDE)):
-            break
+        _post(dev, 1, inflight[i, 1], status, load(dev, SQ_HEAD + QSTRIDE))
         if status != SC_SUCCESS:
             store(dev, ERRORS, load(dev, ERRORS) + 1)
         store(dev, IN_HEAD, ring_next(i, cap))

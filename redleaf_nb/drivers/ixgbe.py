@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from redleaf_nb.interfaces.net import Net
+from redleaf_nb.interfaces.net import PKT_BUF, Net
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
 from redleaf_nb.kernel.raw import load, pointer, ring_next, store
@@ -35,6 +35,12 @@ DESC_BYTES = 16
 # the jitted state: addresses of the rings and slot arrays, ring indices, counters
 (MMIO, RX_RING, TX_RING, RX_BUFS, TX_BUFS, NRX, NTX, RX_NEXT, RX_TAIL, TX_NEXT, TX_CLEAN,
  BATCH, RX_COUNT, TX_COUNT) = range(14)
+
+
+@njit(cache=True)
+def _bad_frame():
+    """A panic kept out of line: a ``raise`` inside the hot loop slows every call."""
+    raise ValueError("ixgbe: frame longer than a packet buffer (bad IPv4 total length)")
 
 
 @njit(cache=True)
@@ -63,6 +69,8 @@ def _transmit(k, state, me, packets):
         addr = hp.word_address(k, buf, me, False)
         hdr = carray(pointer(addr, np.uint8), 18)
         length = ((np.int64(hdr[16]) << 8) | hdr[17]) + 14   # IPv4 total length + Ethernet
+        if length > PKT_BUF:
+            _bad_frame()
         store(ring, 2 * i, addr)
         store(ring, 2 * i + 1, (length | TXD_CMD) | ((length << TXD_PAYLEN_SHIFT) << 32))
         store(bufs, i, buf)
