@@ -2,6 +2,10 @@
 
 The whole public API of the kernel core is listed here.
 """
+from . import _numba_cache
+
+_numba_cache.configure()   # before anything is jitted: see _numba_cache
+
 from .kernel.domain import DomainCreateError, InjectedFault, Kernel
 from .kernel.heap import (BorrowError, ContainerError, ForeignRRef, HeapError, HeapExhausted,
                           StaleRRef)
