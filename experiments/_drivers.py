@@ -63,62 +63,44 @@ def _recycle(k, me, pool, collect, q, batch):
         hp.deque_splice(k, pool, q, me, short)
 
 
-def _net_loop(entry, step, k, target, state, dev, now_addr, packets, collect, pool, tx, batch,
-              limit):
+def _bench_loop(entry, step, k, target, state, dev, now_addr, a, b, pool, flag, batch, limit,
+                nblocks, next_block):
+    """Until the device clock passes ``limit``: let the device advance, make one call,
+    recycle what came back. ``a``/``b`` are the call's two deques (packets and
+    collect, or submit and collect); ``flag`` is tx or write. With ``nblocks`` > 0
+    each finished block request goes on to the next block (sequential I/O)."""
     me = jit_current(k)
     done = calls = status = 0
     while True:
         step(dev)
         if load(now_addr, 0) >= limit:
             break
-        status, ret = entry(k, target, state, packets, collect, tx)
+        status, ret = entry(k, target, state, a, b, flag)
         if status != 0:
             break
-        n, packets, collect = ret
+        n, a, b = ret
         done += n
         calls += 1
-        _recycle(k, me, pool, collect, packets, batch)
-    return status, done, calls, packets, collect
-
-
-def _blk_loop(entry, step, k, target, state, dev, now_addr, submit, collect, pool, write,
-              batch, limit, nblocks, next_block):
-    me = jit_current(k)
-    done = calls = status = 0
-    while True:
-        step(dev)
-        if load(now_addr, 0) >= limit:
-            break
-        status, ret = entry(k, target, state, submit, collect, write)
-        if status != 0:
-            break
-        n, submit, collect = ret
-        done += n
-        calls += 1
-        for _ in range(n):   # each finished request goes on to the next block (sequential)
-            req = hp.deque_pop_front(k, collect, me)
+        for _ in range(n if nblocks > 0 else 0):
+            req = hp.deque_pop_front(k, b, me)
             store(hp.word_address(k, req, me, True), 0, next_block)
             next_block = ring_next(next_block, nblocks)
-            hp.deque_push_back(k, collect, me, req)
-        _recycle(k, me, pool, collect, submit, batch)
-    return status, done, calls, submit, collect
+            hp.deque_push_back(k, b, me, req)
+        _recycle(k, me, pool, b, a, batch)
+    return status, done, calls, a, b
 
 
 _LOOPS: dict = {}
 
 
-def _compiled_loop(py_loop, entry_type):
+def _compiled_loop(entry_type):
     """The loop compiled for one entry signature (entry and step reached by pointer)."""
-    key = (py_loop, entry_type)
-    if key not in _LOOPS:
+    if entry_type not in _LOOPS:
         i64 = nbt.int64
         step_t = nbt.FunctionType(nbt.none(i64))
-        extra = (i64, i64) if py_loop is _blk_loop else ()
-        ret = nbt.Tuple((i64, i64, i64, i64, i64))
-        sig = ret(entry_type, step_t, i64, i64, i64, i64, i64, i64, i64, i64, nbt.boolean,
-                  i64, i64, *extra)
-        _LOOPS[key] = njit(sig, cache=True)(py_loop)
-    return _LOOPS[key]
+        sig = nbt.Tuple((i64,) * 5)(entry_type, step_t, *(i64,) * 8, nbt.boolean, *(i64,) * 4)
+        _LOOPS[entry_type] = njit(sig, cache=True)(_bench_loop)
+    return _LOOPS[entry_type]
 
 
 @dataclass
@@ -175,8 +157,6 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
         buf[:pkt_size] = frame
     pool = _alloc_pool(k, PacketPool, owner, ring + 3 * MAX_BATCH, put_frame)
     packets, collect = _deques(k, Net, owner)
-    loop = _compiled_loop(_net_loop, e.type)
-    args = (e.fn, step, k.heap.k, e.target, e.state, dev)
     if not tx:   # prime the RX ring (the device is not running yet)
         for _ in range(ring // MAX_BATCH + 2):
             hp.deque_splice(k.heap.k, pool, packets, owner, MAX_BATCH)
@@ -184,14 +164,8 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
                                                  False)
             if status != 0:
                 raise RuntimeError(f"{config}: priming the RX ring failed ({status})")
-    _warm_up(loop, step, args, (packets, collect, pool, tx, batch))
-    _start(dev_obj)
-    limit = int(seconds * hz)
-    status, done, calls, packets, collect = loop(*args, now_addr, packets, collect, pool, tx,
-                                                 batch, limit)
-    if status != 0:
-        raise RuntimeError(f"{config}: the driver call failed (status {status})")
-    k.heap.check_invariants()
+    done, calls = _timed_loop(k, e, step, dev, now_addr, lambda: _start(dev_obj), packets,
+                              collect, pool, tx, batch, seconds)
     stats = dev_obj.stats() if profile is not None else {"elapsed_cycles": int(dev_obj[_NOW]),
                                                          "device_cycles": 0}
     if tx and profile is not None:
@@ -199,15 +173,27 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
     return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats)
 
 
-def _warm_up(loop, step, args, loop_args, extra=()) -> None:
-    """Compile the device model and the loop before the device's clock starts (else the
-    compile time would count as device time): the model steps a blank register file,
-    and the loop runs against a clock already past its limit, -1 (so it calls
-    nothing)."""
+def _timed_loop(k, e, step, dev, now_addr, start, a, b, pool, flag, batch, seconds,
+                nblocks=0, first_block=0):
+    """Run the benchmark loop for ``seconds`` of device time: (done, calls).
+
+    The device model and the loop are compiled first, before ``start()`` starts the
+    device's clock (else compile time would count as device time): the model steps
+    a blank register file, and the loop runs once against a clock already past
+    its limit, so it calls nothing."""
+    loop = _compiled_loop(e.type)
+    head = (e.fn, step, k.heap.k, e.target, e.state)
     blank = np.zeros(64, np.int64)
     step(blank.ctypes.data)
-    loop(*args[:5], blank.ctypes.data, blank.ctypes.data + 8 * _NOW, *loop_args,
-         -1, *extra)
+    loop(*head, blank.ctypes.data, blank.ctypes.data + 8 * _NOW, a, b, pool, flag, batch, -1,
+         nblocks, first_block)
+    start()
+    status, done, calls, a, b = loop(*head, dev, now_addr, a, b, pool, flag, batch,
+                                     int(seconds * tsc_hz()), nblocks, first_block)
+    if status != 0:
+        raise RuntimeError(f"{e.config}: the driver call failed (status {status})")
+    k.heap.check_invariants()
+    return done, calls
 
 
 def _start(dev_obj) -> None:
@@ -234,16 +220,9 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
     pool = _alloc_pool(k, RequestPool, owner, queue_depth, number)
     nblocks = e.driver.domain.impl.nblocks
     submit, collect = _deques(k, NvmeBDev, owner)
-    loop = _compiled_loop(_blk_loop, e.type)
-    args = (e.fn, nvme_step, k.heap.k, e.target, e.state, ssd.mmio, ssd.mmio + 8 * NVME_NOW)
-    _warm_up(loop, nvme_step, args[:-2], (submit, collect, pool, write, batch),
-             (nblocks, queue_depth))
-    ssd.start_clock()
-    status, done, calls, submit, collect = loop(*args, submit, collect, pool, write, batch,
-                                                int(seconds * hz), nblocks, queue_depth)
-    if status != 0:
-        raise RuntimeError(f"{config}: the driver call failed (status {status})")
-    k.heap.check_invariants()
+    done, calls = _timed_loop(k, e, nvme_step, ssd.mmio, ssd.mmio + 8 * NVME_NOW,
+                              ssd.start_clock, submit, collect, pool, write, batch, seconds,
+                              nblocks, queue_depth)
     stats = ssd.stats()
     return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats)
 
