@@ -124,8 +124,9 @@ class ShadowBase:
 # the driver's own jitted state. The jitted tier's limit counts restarts over
 # the shadow's life (no period). Requests with by-value RRef arguments cannot
 # be retried (the arguments went down with the driver): after the restart
-# they are reported, by a panic of the shadow, which its caller sees as
-# RPC_PANIC.
+# they are reported as RPC_PANIC. A shadow's methods return (status, result)
+# (``reports_status``), so the proxy in front of it passes the status on
+# without crashing the shadow, which lives on for the next request.
 
 CTL_DRIVER, CTL_RESTARTS, CTL_LIMIT, CTL_KERNEL, CTL_STATE = range(5)
 _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
