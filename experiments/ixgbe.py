@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments._drivers import classify, median_run, paper_bars, plot_rates, run_net, sweep
+from experiments._drivers import (BOUND_FRACTION, classify, median_run, paper_bars,
+                                 plot_rates, run_net, sweep)
 from experiments._linux import udp_loopback
 from devices.profiles import NICS, nic_profile
 from redleaf_nb.drivers.ixgbe import Ixgbe
@@ -24,7 +25,7 @@ def run(params: dict) -> pd.DataFrame:
     hz = tsc_hz()
     profile = nic_profile(params["profile"])
     capacity = profile.packets_per_second(params["pkt_size"])
-    batches = (params["small_batch"], params["large_batch"])
+    batches = tuple(dict.fromkeys((params["small_batch"], params["large_batch"])))
 
     def measure(config, direction, batch):
         args = dict(tx=direction == "TX", batch=batch, seconds=params["seconds"],
@@ -34,7 +35,7 @@ def run(params: dict) -> pd.DataFrame:
         host = median_run(run_net, params["repeats"], driver_cls=Ixgbe, config=config,
                           profile="unlimited", **args)
         return {"rate": got.rate, "host_rate": host.rate, "capacity": capacity,
-                "bound": classify(got.rate, capacity),
+                "bound": classify(host.rate, capacity),
                 "host_cycles_per_pkt": host.seconds * hz / max(host.done, 1),
                 "device_cycles_per_pkt": got.device_cycles / max(got.done, 1),
                 "missed": got.device["rx_missed"], "packets": got.done, "calls": got.calls,
@@ -73,8 +74,8 @@ def targets(ours: pd.DataFrame) -> dict:
     large = mine[mine.batch == mine.batch.max()]
     small = mine[mine.batch == mine.batch.min()]
     order = ["redleaf-driver", "redleaf-domain", "redleaf-shadow", "rv6-domain", "rv6-shadow"]
-    out = {"large batch: every configuration at line rate":
-           bool((large.bound == "device").all())}
+    out = {"large batch: every configuration at line rate (>= 95% achieved)":
+           bool((large.rate >= BOUND_FRACTION * large.capacity).all())}
     for d in DIRECTIONS:
         host = small[small.direction == d].set_index("config").host_rate.reindex(order)
         steps = host.values[1:] / host.values[:-1]
@@ -98,8 +99,9 @@ EXPERIMENT = Experiment(
               "against the device and against an unlimited one", low=1, high=51),
         Param("small_batch", 1, 1, "packets per call, small", low=1, high=64),
         Param("large_batch", 32, 32, "packets per call, large (RedLeaf: 32)", low=1, high=64),
-        Param("pkt_size", 64, 64, "frame size in bytes", low=60, high=1514),
-        Param("ring", 512, 512, "descriptors per ring (RedLeaf: 512)", low=16, high=4096),
+        Param("pkt_size", 64, 64, "frame size in bytes (64: the minimum Ethernet frame)",
+              low=64, high=1514),
+        Param("ring", 512, 512, "descriptors per ring (RedLeaf: 512)", low=16, high=2048),
         Param("profile", "x520", "x520", "NIC profile (devices/profiles.py)",
               choices=tuple(k for k in NICS if k != "unlimited")),
         Param("linux", True, True, "also measure Linux UDP over loopback",

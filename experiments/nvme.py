@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments._drivers import classify, median_run, paper_bars, plot_rates, run_blk, sweep
+from experiments._drivers import (BOUND_FRACTION, classify, median_run, paper_bars,
+                                 plot_rates, run_blk, sweep)
 from experiments import _linux as linux
 from devices.profiles import NVMES, nvme_profile
 from redleaf_nb.drivers.nvme import Nvme
@@ -34,12 +35,12 @@ def run(params: dict) -> pd.DataFrame:
         got = median_run(run_blk, params["repeats"], profile=params["profile"], **args)
         host = median_run(run_blk, params["repeats"], profile="unlimited", **args)
         return {"rate": got.rate, "host_rate": host.rate, "capacity": capacity,
-                "bound": classify(got.rate, capacity),
+                "bound": classify(host.rate, capacity),
                 "host_cycles_per_io": host.seconds * hz / max(host.done, 1),
                 "device_cycles_per_io": got.device_cycles / max(got.done, 1),
                 "errors": got.device["errors"], "requests": got.done, "calls": got.calls,
                 "seconds": got.seconds}
-    batches = (params["small_batch"], params["large_batch"])
+    batches = tuple(dict.fromkeys((params["small_batch"], params["large_batch"])))
     df = sweep("nvme", DIRECTIONS, batches, measure)
     if params["linux"] and linux.ensure_fio() is None:
         print(f"nvme: no Linux row: {linux.FIO_MISSING_REASON}")
@@ -74,10 +75,11 @@ def targets(ours: pd.DataFrame) -> dict:
     mine = ours[ours.config != "Linux"]
     large = mine[mine.batch == mine.batch.max()]
     small_reads = mine[(mine.batch == mine.batch.min()) & (mine.direction == "read")]
-    return {"large batch: every configuration at the drive's maximum":
-            bool((large.bound == "device").all()),
-            "small batch, reads: every configuration at the drive's maximum":
-            bool((small_reads.bound == "device").all())}
+    def at_max(rows):
+        return bool((rows.rate >= BOUND_FRACTION * rows.capacity).all())
+    return {"large batch: every configuration at the drive's maximum (>= 95% achieved)":
+            at_max(large),
+            "small batch, reads: every configuration at the drive's maximum": at_max(small_reads)}
 
 
 EXPERIMENT = Experiment(

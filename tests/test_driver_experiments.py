@@ -61,7 +61,7 @@ def test_linux_analogs_are_measured_in_the_same_run(result):
 
 
 @pytest.mark.parametrize("name,bad,message", [
-    ("ixgbe", {"pkt_size": 10}, r"pkt_size=10 is out of range: must be a int in \[60, 1514\]"),
+    ("ixgbe", {"pkt_size": 10}, r"pkt_size=10 is out of range: must be a int in \[64, 1514\]"),
     ("ixgbe", {"profile": "e1000"}, "is not one of x520, xl710"),
     ("nvme", {"queue_entries": 4096}, r"out of range: must be a int in \[2, 1024\]"),
     ("nullnet", {"large_batch": 65}, r"out of range: must be a int in \[1, 64\]"),
