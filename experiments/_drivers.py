@@ -42,8 +42,8 @@ PacketPool = RRefDeque[Packet, 4096]
 RequestPool = RRefDeque[BlkReq, 1024]
 BOUND_FRACTION = 0.95   # achieved >= 95% of the device's capacity counts as reaching it
 
-# a clock for runs without a device (nullnet): [T0, device cycles (always 0), NOW]
-_T0, _CYC, _NOW = 0, 1, 2
+# a clock for runs without a device (nullnet): [T0, NOW]
+_T0, _NOW = 0, 1
 
 
 @njit(cache=True)
@@ -146,7 +146,7 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
         k.add_device("nic", dev_obj)
         dev, step, now_addr = dev_obj.mmio, nic_step, dev_obj.mmio + 8 * NIC_NOW
     else:
-        dev_obj = clock = np.zeros(3, np.int64)
+        dev_obj = clock = np.zeros(2, np.int64)
         dev, step, now_addr = clock.ctypes.data, wall_clock, clock.ctypes.data + 8 * _NOW
     e = configs.build(k, config, driver_cls, "net", batch=batch, ring=ring)
     k.heap.h.calls[CURRENT], k.heap.h.calls[DEPTH] = e.runs_as, 0
@@ -240,6 +240,21 @@ def classify(host_rate: float, capacity: float) -> str:
     capacity) or the host. Judged from the host rate, not from the achieved rate,
     so a short run that hit a stall of this VM is not mislabelled."""
     return "device" if np.isfinite(capacity) and host_rate >= capacity else "host"
+
+
+def against_device(run, repeats: int, profile: str, capacity: float, unit: str,
+                   **args) -> tuple[dict, Run]:
+    """Run ``run(**args)`` against the device ``profile`` (the achieved rate) and against
+    an unlimited device (the host rate): the columns every driver figure shares, and
+    the achieved run (for its device counters)."""
+    got = median_run(run, repeats, profile=profile, **args)
+    host = median_run(run, repeats, profile="unlimited", **args)
+    hz = tsc_hz()
+    return {"rate": got.rate, "host_rate": host.rate, "capacity": capacity,
+            "bound": classify(host.rate, capacity),
+            f"host_cycles_per_{unit}": host.seconds * hz / max(host.done, 1),
+            f"device_cycles_per_{unit}": got.device_cycles / max(got.done, 1),
+            "calls": got.calls, "seconds": got.seconds}, got
 
 
 def sweep(name: str, directions: tuple, batches: tuple, measure, configurations=configs.CONFIGS):

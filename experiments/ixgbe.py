@@ -7,51 +7,40 @@ UDP stack over loopback (experiments/_linux.py), measured in the same run.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from experiments._drivers import (BOUND_FRACTION, classify, median_run, paper_bars,
-                                 plot_rates, run_net, sweep)
+from experiments._drivers import (BOUND_FRACTION, against_device, paper_bars, plot_rates,
+                                 run_net, sweep)
 from experiments._linux import udp_loopback
 from devices.profiles import NICS, nic_profile
 from redleaf_nb.drivers.ixgbe import Ixgbe
 from redleaf_nb.experiments import Experiment, Param
-from redleaf_nb.kernel.clock import tsc_hz
 
 DIRECTIONS = ("RX", "TX")
 
 
 def run(params: dict) -> pd.DataFrame:
-    hz = tsc_hz()
     profile = nic_profile(params["profile"])
     capacity = profile.packets_per_second(params["pkt_size"])
     batches = tuple(dict.fromkeys((params["small_batch"], params["large_batch"])))
 
     def measure(config, direction, batch):
-        args = dict(tx=direction == "TX", batch=batch, seconds=params["seconds"],
-                    pkt_size=params["pkt_size"], ring=params["ring"])
-        got = median_run(run_net, params["repeats"], driver_cls=Ixgbe, config=config,
-                         profile=params["profile"], **args)
-        host = median_run(run_net, params["repeats"], driver_cls=Ixgbe, config=config,
-                          profile="unlimited", **args)
-        return {"rate": got.rate, "host_rate": host.rate, "capacity": capacity,
-                "bound": classify(host.rate, capacity),
-                "host_cycles_per_pkt": host.seconds * hz / max(host.done, 1),
-                "device_cycles_per_pkt": got.device_cycles / max(got.done, 1),
-                "missed": got.device["rx_missed"], "packets": got.done, "calls": got.calls,
-                "seconds": got.seconds}
+        row, got = against_device(run_net, params["repeats"], params["profile"], capacity,
+                                  "pkt", driver_cls=Ixgbe, config=config,
+                                  tx=direction == "TX", batch=batch,
+                                  seconds=params["seconds"], pkt_size=params["pkt_size"],
+                                  ring=params["ring"])
+        return {**row, "missed": got.device["rx_missed"], "packets": got.done}
     df = sweep("ixgbe", DIRECTIONS, batches, measure)
     if params["linux"]:
+        rows = []
         for batch in batches:
             u = udp_loopback(params["pkt_size"], batch, params["linux_seconds"])
-            for direction, key in (("RX", "rx_mpps"), ("TX", "tx_mpps")):
-                df.loc[len(df)] = {"config": "Linux", "direction": direction, "batch": batch,
-                                   "rate": u[key] * 1e6, "host_rate": np.nan,
-                                   "capacity": np.nan, "bound": "host",
-                                   "host_cycles_per_pkt": np.nan,
-                                   "device_cycles_per_pkt": np.nan, "missed": u["dropped"],
-                                   "packets": u["received"], "calls": np.nan,
-                                   "seconds": u["seconds"]}
+            rows += [{"config": "Linux", "direction": direction, "batch": batch,
+                      "rate": u[key] * 1e6, "bound": "host", "missed": u["dropped"],
+                      "packets": u["received"], "seconds": u["seconds"]}
+                     for direction, key in (("RX", "rx_mpps"), ("TX", "tx_mpps"))]
+        df = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
     df["mpps"] = df.rate / 1e6
     return df
 

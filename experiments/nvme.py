@@ -8,52 +8,42 @@ measured in the same run: an analog of the paper's Linux bar, not a P3700.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from experiments._drivers import (BOUND_FRACTION, classify, median_run, paper_bars,
-                                 plot_rates, run_blk, sweep)
+from experiments._drivers import (BOUND_FRACTION, against_device, paper_bars, plot_rates,
+                                 run_blk, sweep)
 from experiments import _linux as linux
 from devices.profiles import NVMES, nvme_profile
 from redleaf_nb.drivers.nvme import Nvme
 from redleaf_nb.experiments import Experiment, Param
-from redleaf_nb.kernel.clock import tsc_hz
 
 DIRECTIONS = ("read", "write")
 
 
 def run(params: dict) -> pd.DataFrame:
-    hz = tsc_hz()
     profile = nvme_profile(params["profile"])
 
     def measure(config, direction, batch):
         write = direction == "write"
-        capacity = profile.write_iops if write else profile.read_iops
-        args = dict(driver_cls=Nvme, config=config, write=write, batch=batch,
-                    seconds=params["seconds"], queue_depth=params["queue_depth"],
-                    queue_entries=params["queue_entries"])
-        got = median_run(run_blk, params["repeats"], profile=params["profile"], **args)
-        host = median_run(run_blk, params["repeats"], profile="unlimited", **args)
-        return {"rate": got.rate, "host_rate": host.rate, "capacity": capacity,
-                "bound": classify(host.rate, capacity),
-                "host_cycles_per_io": host.seconds * hz / max(host.done, 1),
-                "device_cycles_per_io": got.device_cycles / max(got.done, 1),
-                "errors": got.device["errors"], "requests": got.done, "calls": got.calls,
-                "seconds": got.seconds}
+        row, got = against_device(run_blk, params["repeats"], params["profile"],
+                                  profile.write_iops if write else profile.read_iops, "io",
+                                  driver_cls=Nvme, config=config, write=write, batch=batch,
+                                  seconds=params["seconds"], queue_depth=params["queue_depth"],
+                                  queue_entries=params["queue_entries"])
+        return {**row, "errors": got.device["errors"], "requests": got.done}
     batches = tuple(dict.fromkeys((params["small_batch"], params["large_batch"])))
     df = sweep("nvme", DIRECTIONS, batches, measure)
     if params["linux"] and linux.ensure_fio() is None:
         print(f"nvme: no Linux row: {linux.FIO_MISSING_REASON}")
     elif params["linux"]:
+        rows = []
         for direction in DIRECTIONS:
             for batch in batches:
                 f = linux.fio_iops(direction, batch, params["linux_seconds"])
-                df.loc[len(df)] = {"config": "Linux", "direction": direction, "batch": batch,
-                                   "rate": f["iops"], "host_rate": np.nan,
-                                   "capacity": np.nan, "bound": "host",
-                                   "host_cycles_per_io": np.nan, "device_cycles_per_io": np.nan,
-                                   "errors": 0, "requests": np.nan, "calls": np.nan,
-                                   "seconds": f["seconds"]}
+                rows.append({"config": "Linux", "direction": direction, "batch": batch,
+                             "rate": f["iops"], "bound": "host", "errors": 0,
+                             "seconds": f["seconds"]})
+        df = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
     df["kiops"] = df.rate / 1e3
     return df
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from .idl import Method, callee_source, load_generated
 from .proxy import RpcError
-from .types import RRefType, UnitType
+from .types import RRefType
 
 
 @dataclass
