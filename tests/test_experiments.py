@@ -215,3 +215,17 @@ def test_what_counts_as_a_checkout(copy, tmp_path_factory):
     assert not ex.is_checkout(other)                       # another project
     (copy / "experiments" / "__init__.py").unlink()
     assert not ex.is_checkout(copy)                        # no experiments package
+
+
+def test_a_public_module_without_experiment_is_named(copy):
+    (copy / "experiments" / "helper.py").write_text("X = 1\n")
+    out = _list(copy)
+    assert out.returncode == 2
+    assert "experiments.helper defines no EXPERIMENT" in out.stderr
+
+
+def test_one_process_runs_one_checkout(copy, monkeypatch):
+    ex.discover()                                 # this checkout's experiments are imported
+    monkeypatch.setenv("REDLEAF_NB_ROOT", str(copy))
+    with pytest.raises(ex.HarnessError, match=f"not from {copy / 'experiments'}"):
+        ex.discover()
