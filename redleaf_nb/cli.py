@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ex.ParamError, KeyError) as e:
+    except (ex.ParamError, ex.HarnessError, KeyError) as e:
         print(f"redleaf-nb: {e}", file=sys.stderr)
         return 2
 

@@ -1,23 +1,31 @@
 """The experiments harness: parameters, runs, recorded results and the report.
 
-Each file in the repository's ``experiments/`` folder reproduces one paper
-figure or table and defines ``EXPERIMENT``, an :class:`Experiment`: its
-parameters (each with a ``quick`` and a ``full`` setting and a valid range),
-``run(params) -> DataFrame`` (a tidy table of our measurements) and
-``plot(ours, paper) -> Figure`` (ours beside the paper's numbers, which come
-only from ``data/paper/``). :func:`run` records CSV, PNG and a JSON of
-metadata (machine, parameters, date, commit) under ``data/results/<name>/``;
-:func:`report` gathers every recorded figure into one HTML page.
+The repository's ``experiments/`` folder is a Python package; each public module
+in it (``experiments.comm_cost``, ``experiments.hashtable``, ...) reproduces one
+paper figure or table and defines ``EXPERIMENT``, an :class:`Experiment`: its
+typed parameters (:class:`Param`: each with a ``quick`` and a ``full`` setting
+and a valid range), ``run(params) -> DataFrame`` (a tidy table of our
+measurements) and ``plot(ours, paper) -> Figure`` (ours beside the paper's
+numbers, which come only from ``data/paper/``). Helpers the experiments share
+are private modules (``experiments._drivers``). Anything else an experiment
+offers (ratios, ablations, kernels) is a named attribute of its module.
+:func:`run` records CSV, PNG and a JSON of metadata (machine, parameters, date,
+commit) under ``data/results/<name>/``; :func:`report` gathers every recorded
+figure into one HTML page.
 """
 from __future__ import annotations
 
 import datetime as dt
 import html
-import importlib.util
+import importlib
 import json
+import math
+import numbers
 import os
+import pkgutil
 import sys
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,14 +35,29 @@ from .kernel.clock import machine
 
 
 class ParamError(ValueError):
-    """A parameter value outside its valid range."""
+    """A parameter value of the wrong type or outside its valid range."""
+
+
+class HarnessError(RuntimeError):
+    """No usable redleaf-nb checkout, or an experiments package that breaks the rules."""
+
+
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+PARAM_TYPES = (bool, int, float, str)
 
 
 @dataclass(frozen=True)
 class Param:
-    """One experiment parameter: its quick and full settings and valid range."""
+    """One experiment parameter: its type, quick and full settings and valid range.
+
+    ``type`` is bool, int, float or str; ints and floats may have ``low``/``high``
+    (inclusive), any type may list its ``choices``. This is all a widget or a sweep
+    needs: :meth:`check` converts what a command line, a widget or a sweep gives.
+    """
 
     name: str
+    type: type
     quick: Any
     full: Any
     help: str
@@ -42,26 +65,63 @@ class Param:
     high: float | None = None
     choices: tuple | None = None
 
-    @property
-    def kind(self) -> type:
-        return type(self.quick)
+    def __post_init__(self):
+        if self.type not in PARAM_TYPES:
+            raise TypeError(f"Param {self.name}: type must be one of bool, int, float, str, "
+                            f"not {self.type!r}")
+        if (self.low is not None or self.high is not None) and self.type not in (int, float):
+            raise TypeError(f"Param {self.name}: low/high apply to int and float only")
+        if self.type is str and self.choices is None:
+            raise TypeError(f"Param {self.name}: a str parameter needs its choices")
+        for setting in ("quick", "full"):
+            self.check(getattr(self, setting), f"Param {self.name} ({setting} setting)")
 
     def valid(self) -> str:
+        """The valid values, in words (for errors, ``redleaf-nb list`` and widgets)."""
         if self.choices is not None:
             return f"one of {', '.join(map(str, self.choices))}"
-        return f"a {self.kind.__name__} in [{self.low}, {self.high}]"
+        if self.type is bool:
+            return "a bool: true/false, yes/no or 1/0 (any case)"
+        what = "an int" if self.type is int else "a float"
+        return f"{what} in [{self.low}, {self.high}]"
+
+    def _convert(self, value):
+        """``value`` as this parameter's type, or None when it is not one."""
+        if self.type is bool:
+            if isinstance(value, (bool, numbers.Integral)) and value in (0, 1):
+                return bool(value)
+            word = value.strip().lower() if isinstance(value, str) else None
+            return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+        if isinstance(value, bool):         # True is an int to Python, not to a parameter
+            return None
+        if self.type is int:
+            if isinstance(value, numbers.Integral):
+                return int(value)
+            if isinstance(value, str):
+                try:
+                    return int(value.strip())
+                except ValueError:
+                    return None
+            return None                     # 1.5 (or 2.0): a float is not an int
+        if self.type is float:
+            try:
+                v = float(value) if isinstance(value, (numbers.Real, str)) else None
+            except ValueError:
+                return None
+            return v if v is not None and math.isfinite(v) else None
+        return value if isinstance(value, str) else None
 
     def check(self, value, where: str):
-        """The value converted to this parameter's type, or a ParamError."""
-        try:
-            v = self.kind(value) if not isinstance(value, self.kind) else value
-        except (TypeError, ValueError):
-            raise ParamError(f"{where}: {self.name}={value!r} is not {self.valid()}") from None
+        """The value converted to this parameter's type, or a ParamError naming ``where``
+        (the experiment), the parameter and its valid values."""
+        v = self._convert(value)
+        if v is None:
+            raise ParamError(f"{where}: parameter {self.name}={value!r} is not {self.valid()}")
         if self.choices is not None and v not in self.choices:
-            raise ParamError(f"{where}: {self.name}={value!r} is not {self.valid()}")
+            raise ParamError(f"{where}: parameter {self.name}={value!r} is not {self.valid()}")
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
-            raise ParamError(f"{where}: {self.name}={value!r} is out of range: must be "
-                             f"{self.valid()}")
+            raise ParamError(f"{where}: parameter {self.name}={value!r} is out of range: must "
+                             f"be {self.valid()}")
         return v
 
 
@@ -78,7 +138,6 @@ class Experiment:
     plot: Callable[[pd.DataFrame, pd.DataFrame], Any]
     bound: str = ""      # what bounds our numbers: host cost, device capacity
     notes: str = ""      # how to read the figure (shown in the report)
-    extra: dict = field(default_factory=dict)
     # our numbers against the issue's targets: ours -> {target: value}, recorded
     # in the run's metadata and shown in the report (never asserted)
     targets: Callable[[pd.DataFrame], dict] | None = None
@@ -96,30 +155,60 @@ class Experiment:
         return out
 
 
+def is_checkout(path: Path) -> bool:
+    """A redleaf-nb checkout: a pyproject.toml naming the project ``redleaf-nb``, beside
+    an ``experiments/`` package."""
+    try:
+        name = tomllib.loads((path / "pyproject.toml").read_text())["project"]["name"]
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return False
+    return name == "redleaf-nb" and (path / "experiments" / "__init__.py").is_file()
+
+
 def repo_root() -> Path:
-    """The repository the toolkit runs from (``$REDLEAF_NB_ROOT`` overrides)."""
+    """The checkout whose experiments run: ``$REDLEAF_NB_ROOT``, else the current
+    directory or the nearest parent that is a checkout, else this package's own."""
     env = os.environ.get("REDLEAF_NB_ROOT")
     if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "experiments").is_dir() else Path.cwd()
+        if not is_checkout(Path(env)):
+            raise HarnessError(f"REDLEAF_NB_ROOT={env} is not a redleaf-nb checkout "
+                                  "(pyproject.toml naming redleaf-nb, and experiments/)")
+        return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    for path in (cwd, *cwd.parents, Path(__file__).resolve().parents[1]):
+        if is_checkout(path):
+            return path
+    raise HarnessError(f"{cwd} is not inside a redleaf-nb checkout, and the installed "
+                          "package has none: run from a checkout or set REDLEAF_NB_ROOT")
+
+
+def experiments_package(root: Path | None = None):
+    """The ``experiments`` package of the checkout ``root`` (imported from there)."""
+    root = root or repo_root()
+    if "experiments" not in sys.modules:   # the root first: its experiments/ and devices/
+        if str(root) in sys.path:
+            sys.path.remove(str(root))
+        sys.path.insert(0, str(root))
+    pkg = importlib.import_module("experiments")
+    where = Path(pkg.__file__).resolve().parent
+    if where != root / "experiments":
+        raise HarnessError(f"the experiments package was imported from {where}, not from "
+                              f"{root / 'experiments'}: one process runs one checkout")
+    return pkg
 
 
 def discover() -> dict[str, Experiment]:
-    """Every experiment in ``experiments/``, by name."""
-    root = str(repo_root())
-    if root not in sys.path:   # experiments import the device models from devices/
-        sys.path.insert(0, root)
+    """Every experiment of the checkout, by name: each public module of ``experiments``."""
+    pkg = experiments_package()
     found = {}
-    for path in sorted((repo_root() / "experiments").glob("[!_]*.py")):
-        name = f"redleaf_experiments_{path.stem}"
-        mod = sys.modules.get(name)
-        if mod is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[name] = mod
-            spec.loader.exec_module(mod)
-        exp = mod.EXPERIMENT
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"experiments.{info.name}")
+        exp = getattr(mod, "EXPERIMENT", None)
+        if not isinstance(exp, Experiment):
+            raise HarnessError(f"experiments.{info.name} defines no EXPERIMENT (a helper "
+                                  f"module's name starts with '_')")
         found[exp.name] = exp
     return found
 

@@ -6,12 +6,16 @@ import json
 import numpy as np
 import pytest
 
+from experiments import _linux as linux_tools
 from redleaf_nb import experiments as ex
 from redleaf_nb.configs import CONFIGS
+from redleaf_nb.kernel.clock import tsc_hz
 
-TINY = {"ixgbe": dict(seconds=0.002, repeats=1, linux=True, linux_seconds=0.05),
-        "nullnet": dict(seconds=0.002, repeats=1),
-        "nvme": dict(seconds=0.002, repeats=1, linux=True, linux_seconds=0.2)}
+# the median of 3 runs of 20 ms: a run descheduled for its whole length on this shared VM
+# (it then moves nothing) does not decide a row
+TINY = {"ixgbe": dict(seconds=0.02, repeats=3, linux=True, linux_seconds=0.05),
+        "nullnet": dict(seconds=0.02, repeats=3),
+        "nvme": dict(seconds=0.02, repeats=3, linux=True, linux_seconds=0.2)}
 
 
 @pytest.fixture(scope="module", params=sorted(TINY))
@@ -32,12 +36,31 @@ def test_every_configuration_and_batch_is_measured(result):
     assert set(mine.bound) <= {"device", "host"}
 
 
-def test_rates_never_exceed_the_device_capacity(result):
+#: the device model allows no more than its capacity; a short run may round up a little
+DEVICE_EPS = 0.02
+
+
+def test_rates_are_bounded_by_what_limits_them(result):
     name, table, _ = result
-    mine = table[(table.config != "Linux") & np.isfinite(table.capacity)]
-    assert (mine.rate <= mine.capacity * 1.02).all()        # the device allows no more
-    if "host_rate" in table:
-        assert (mine.host_rate > 0).all()
+    mine = table[table.config != "Linux"]
+    assert np.isfinite(mine.rate).all() and (mine.rate > 0).all()
+    rows = mine.groupby(["config", "direction", "batch"]).size()
+    assert (rows == 1).all() and len(rows) == len(mine)     # one row per configuration
+    if name == "nullnet":      # no device: the host alone bounds every row
+        assert np.isinf(mine.capacity).all() and (mine.bound == "host").all()
+        assert (mine.packets > 0).all()
+        # rate (packets/s) and cycles per packet are one measurement in two units
+        assert np.allclose(mine.rate * mine.cycles_per_pkt, tsc_hz(), rtol=1e-6)
+    else:
+        assert np.isfinite(mine.capacity).all() and (mine.capacity > 0).all()
+        assert np.isfinite(mine.host_rate).all() and (mine.host_rate > 0).all()
+        assert (mine.rate <= mine.capacity * (1 + DEVICE_EPS)).all()   # the device's limit
+        # the label says which limit is lower: the device's, or the host's (no device limit)
+        assert (mine.bound == np.where(mine.host_rate >= mine.capacity, "device", "host")).all()
+        # where the device bounds a row, the achieved rate is below the host's too (a host
+        # bound row's two rates come from two noisy runs of the same code: no order)
+        device = mine[mine.bound == "device"]
+        assert (device.rate <= device.host_rate * (1 + DEVICE_EPS)).all()
         assert (mine.device_cycles_per_pkt if name == "ixgbe" else
                 mine.device_cycles_per_io).gt(0).all()    # the model's cost is reported
 
@@ -54,17 +77,23 @@ def test_units_are_stated(result):
 
 def test_linux_analogs_are_measured_in_the_same_run(result):
     name, table, _ = result
-    if name == "nullnet":
-        return
     linux = table[table.config == "Linux"]
-    assert len(linux) == 4 and (linux.rate > 0).all() and (linux.bound == "host").all()
+    if name == "nvme" and linux_tools.ensure_fio() is None:
+        pytest.skip(f"no fio for the Linux row: {linux_tools.FIO_MISSING_REASON}")
+    if name == "nullnet":        # a device-less driver has no Linux analog
+        assert linux.empty
+    else:                        # one Linux row per direction and batch of our own
+        driver = table[table.config == "redleaf-driver"]
+        assert len(linux) == 4 and (linux.rate > 0).all() and (linux.bound == "host").all()
+        assert set(zip(linux.direction, linux.batch)) == set(zip(driver.direction,
+                                                                 driver.batch))
 
 
 @pytest.mark.parametrize("name,bad,message", [
-    ("ixgbe", {"pkt_size": 10}, r"pkt_size=10 is out of range: must be a int in \[64, 1514\]"),
+    ("ixgbe", {"pkt_size": 10}, r"pkt_size=10 is out of range: must be an int in \[64, 1514\]"),
     ("ixgbe", {"profile": "e1000"}, "is not one of x520, xl710"),
-    ("nvme", {"queue_entries": 4096}, r"out of range: must be a int in \[2, 1024\]"),
-    ("nullnet", {"large_batch": 65}, r"out of range: must be a int in \[1, 64\]"),
+    ("nvme", {"queue_entries": 4096}, r"out of range: must be an int in \[2, 1024\]"),
+    ("nullnet", {"large_batch": 65}, r"out of range: must be an int in \[1, 64\]"),
 ])
 def test_bad_parameters_are_refused_with_the_valid_range(name, bad, message):
     with pytest.raises(ex.ParamError, match=message):

@@ -1,9 +1,15 @@
 """The experiments harness and the Table 1 experiment, on tiny parameters."""
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from experiments import comm_cost
 from redleaf_nb import experiments as ex
 from redleaf_nb.cli import main
 from redleaf_nb.kernel.clock import machine, rdtsc, tsc_hz
@@ -21,9 +27,10 @@ def test_cycle_counter_ticks_and_is_calibrated():
 
 def test_bad_parameters_are_refused_with_the_valid_range():
     exp = ex.get("comm_cost")
-    with pytest.raises(ex.ParamError, match=r"repeats=0 is out of range: must be a int in \[1, 101\]"):
+    with pytest.raises(ex.ParamError, match=r"comm_cost: parameter repeats=0 is out of range: "
+                                            r"must be an int in \[1, 101\]"):
         exp.resolve(repeats=0)
-    with pytest.raises(ex.ParamError, match="is not a int"):
+    with pytest.raises(ex.ParamError, match="is not an int"):
         exp.resolve(jit_calls="many")
     with pytest.raises(ex.ParamError, match="unknown parameter"):
         exp.resolve(bogus=1)
@@ -32,7 +39,7 @@ def test_bad_parameters_are_refused_with_the_valid_range():
 
 def test_cli_refuses_bad_parameters(capsys):
     assert main(["run", "comm_cost", "--param", "repeats=0"]) == 2
-    assert "out of range: must be a int in [1, 101]" in capsys.readouterr().err
+    assert "out of range: must be an int in [1, 101]" in capsys.readouterr().err
     assert main(["run", "nosuch"]) == 2
 
 
@@ -55,7 +62,7 @@ def test_comm_cost_measures_every_row_in_cycles_and_ns(comm_cost_run):
     assert (table.cycles > 0).all() and (table.ns > 0).all()
     ghz = (table.cycles / table.ns).to_numpy()
     assert np.allclose(ghz, tsc_hz() / 1e9, rtol=1e-6)  # one clock converts both
-    ratios = ex.get("comm_cost").extra["ratios"](table)
+    ratios = comm_cost.ratios(table)
     assert set(ratios) >= {"jitted null call (cycles)", "RRef adds (cycles)"}
 
 
@@ -81,3 +88,144 @@ def test_the_report_lists_every_experiment(tmp_path):
     page = ex.report(out=tmp_path / "report.html").read_text()
     for exp in ex.discover().values():
         assert exp.figure in page and exp.title in page
+
+
+# ---- typed parameters ------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, value", [
+    ("False", False), ("false", False), ("0", False), ("no", False), ("NO", False),
+    ("True", True), ("true", True), ("1", True), ("yes", True), (" Yes ", True),
+    (False, False), (True, True), (0, False), (1, True)])
+def test_bool_parameters_read_true_false_1_0_yes_no(given, value):
+    assert ex.get("ixgbe").resolve(linux=given)["linux"] is value
+
+
+@pytest.mark.parametrize("bad", ["maybe", "2", "", "off", 2, 0.0, None])
+def test_bool_parameters_refuse_anything_else_listing_the_valid_values(bad):
+    with pytest.raises(ex.ParamError, match=r"ixgbe: parameter linux=.* is not a bool: "
+                                            r"true/false, yes/no or 1/0 \(any case\)"):
+        ex.get("ixgbe").resolve(linux=bad)
+
+
+def test_cli_reads_linux_false_as_false():
+    from redleaf_nb.cli import _overrides
+    for word in ("False", "0", "no"):
+        assert ex.get("nvme").resolve(**_overrides([f"linux={word}"]))["linux"] is False
+
+
+@pytest.mark.parametrize("bad", [1.5, "1.5", 2.0, True, "ten", None])
+def test_int_parameters_refuse_non_integers(bad):
+    with pytest.raises(ex.ParamError, match=r"comm_cost: parameter repeats=.* is not an int "
+                                            r"in \[1, 101\]"):
+        ex.get("comm_cost").resolve(repeats=bad)
+
+
+def test_int_and_float_parameters_convert_text():
+    assert ex.get("comm_cost").resolve(repeats="7")["repeats"] == 7
+    assert ex.get("nullnet").resolve(seconds="0.25")["seconds"] == 0.25
+    assert ex.get("nullnet").resolve(seconds=1)["seconds"] == 1.0
+    for bad in ("nan", "inf", float("nan"), "fast"):
+        with pytest.raises(ex.ParamError, match=r"nullnet: parameter seconds=.* is not a float "
+                                                r"in \[0.001, 60.0\]"):
+            ex.get("nullnet").resolve(seconds=bad)
+
+
+def test_every_parameter_is_typed_and_its_settings_valid():
+    for exp in ex.discover().values():
+        for p in exp.params:
+            assert p.type in (bool, int, float, str), (exp.name, p.name)
+            for setting in (p.quick, p.full):
+                assert type(setting) is p.type, (exp.name, p.name, setting)
+                assert p.check(setting, exp.name) == setting
+
+
+def test_bad_declarations_are_refused():
+    with pytest.raises(ex.ParamError, match=r"Param n \(quick setting\): parameter n=0 is out "
+                                            r"of range: must be an int in \[1, 5\]"):
+        ex.Param("n", int, 0, 1, "a count", low=1, high=5)
+    with pytest.raises(TypeError, match="type must be one of bool, int, float, str"):
+        ex.Param("n", list, [], [], "a list")
+    with pytest.raises(TypeError, match="a str parameter needs its choices"):
+        ex.Param("s", str, "a", "a", "free text")
+    with pytest.raises(TypeError, match="low/high apply to int and float only"):
+        ex.Param("b", bool, True, True, "a flag", low=0)
+
+
+# ---- which checkout runs ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = '''
+from redleaf_nb.experiments import Experiment, Param
+EXPERIMENT = Experiment(name="probe", figure="Figure 0", title="a copy's own experiment",
+                        paper_csv="none.csv", params=(Param("n", int, 1, 2, "n", low=1, high=9),),
+                        run=None, plot=None)
+'''
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """Another redleaf-nb checkout (its pyproject.toml), with one experiment of its own."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "__init__.py").write_text("")
+    (tmp_path / "experiments" / "probe.py").write_text(PROBE)
+    (tmp_path / "notebooks").mkdir()
+    return tmp_path
+
+
+def _list(cwd, root=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("REDLEAF_NB_ROOT", None)
+    if root is not None:
+        env["REDLEAF_NB_ROOT"] = str(root)
+    return subprocess.run([sys.executable, "-m", "redleaf_nb.cli", "list"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_command_runs_the_checkout_it_is_run_from(copy):
+    for cwd in (copy, copy / "notebooks"):
+        out = _list(cwd)
+        assert out.returncode == 0, out.stderr
+        assert "probe" in out.stdout and "comm_cost" not in out.stdout, out.stdout
+
+
+def test_redleaf_nb_root_comes_first(copy, tmp_path_factory):
+    out = _list(copy, root=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "comm_cost" in out.stdout and "probe" not in out.stdout
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    out = _list(copy, root=elsewhere)
+    assert out.returncode == 2
+    assert f"REDLEAF_NB_ROOT={elsewhere} is not a redleaf-nb checkout" in out.stderr
+
+
+def test_outside_any_checkout_the_package_checkout_is_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDLEAF_NB_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert ex.repo_root() == ROOT
+
+
+def test_what_counts_as_a_checkout(copy, tmp_path_factory):
+    assert ex.is_checkout(copy) and ex.is_checkout(ROOT)
+    other = tmp_path_factory.mktemp("other")
+    (other / "experiments").mkdir()
+    (other / "experiments" / "__init__.py").write_text("")
+    (other / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
+    assert not ex.is_checkout(other)                       # another project
+    (copy / "experiments" / "__init__.py").unlink()
+    assert not ex.is_checkout(copy)                        # no experiments package
+
+
+def test_a_public_module_without_experiment_is_named(copy):
+    (copy / "experiments" / "helper.py").write_text("X = 1\n")
+    out = _list(copy)
+    assert out.returncode == 2
+    assert "experiments.helper defines no EXPERIMENT" in out.stderr
+
+
+def test_one_process_runs_one_checkout(copy, monkeypatch):
+    ex.discover()                                 # this checkout's experiments are imported
+    monkeypatch.setenv("REDLEAF_NB_ROOT", str(copy))
+    with pytest.raises(ex.HarnessError, match=f"not from {copy / 'experiments'}"):
+        ex.discover()

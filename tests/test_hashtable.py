@@ -6,7 +6,10 @@ assertion here depends on how fast anything is.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -14,6 +17,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from experiments import hashtable as HT
+from experiments.hashtable import bench, kernels as K
+from experiments.hashtable.c_reference import native
 from redleaf_nb import experiments as ex
 from redleaf_nb.experiments import ParamError
 from redleaf_nb.kernel.clock import tsc_hz
@@ -21,7 +27,6 @@ from redleaf_nb.kernel.clock import tsc_hz
 matplotlib.use("Agg")
 
 EXP = ex.get("hashtable")
-HT = sys.modules["redleaf_experiments_hashtable"]   # the module discover() loaded
 COLUMNS = ["implementation", "size_log2", "op", "cycles_per_op", "ns_per_op", "repeats"]
 M64 = (1 << 64) - 1
 
@@ -40,10 +45,10 @@ def test_registered_as_figure_5():
 
 def test_tiny_run_shape_and_units(tiny):
     assert list(tiny.columns[:len(COLUMNS)]) == COLUMNS
-    assert set(tiny.implementation) == set(HT.IMPLEMENTATIONS)
+    assert set(tiny.implementation) == set(bench.IMPLEMENTATIONS)
     assert set(tiny.op) == {"get", "set"}
     assert sorted(tiny.size_log2.unique()) == [10, 11]
-    assert len(tiny) == len(HT.IMPLEMENTATIONS) * 2 * 2      # impl x size x op, tidy
+    assert len(tiny) == len(bench.IMPLEMENTATIONS) * 2 * 2      # impl x size x op, tidy
     assert (tiny.repeats == 1).all()
     for col in ("cycles_per_op", "ns_per_op"):
         assert tiny[col].dtype == float
@@ -52,29 +57,29 @@ def test_tiny_run_shape_and_units(tiny):
     # (a swapped or mis-scaled column would be off by a factor of GHz or 1000)
     clocks = tiny.ns_per_op * (tsc_hz() / 1e9) / tiny.cycles_per_op
     assert clocks.between(0.5, 2.0).all(), clocks.tolist()
-    assert (tiny["keys"] == [HT.n_keys(s, 75) for s in tiny.size_log2]).all()
+    assert (tiny["keys"] == [bench.n_keys(s, 75) for s in tiny.size_log2]).all()
     assert (tiny.mean_probes >= 1).all()
 
 
 def test_python_versions_capped():
     df = EXP.run(EXP.resolve(min_log2=10, max_log2=11, repeats=1, py_max_log2=10))
-    py = df[df.implementation.isin(HT.PYTHON_IMPLS)]
+    py = df[df.implementation.isin(bench.PYTHON_IMPLS)]
     assert set(py.size_log2) == {10}
     assert set(df[df.size_log2 == 11].implementation) == {"C", "jit C-style", "jit idiomatic"}
 
 
 @pytest.mark.parametrize("size_log2", [10, 12])
 def test_all_implementations_agree_on_checksum(size_log2):
-    n = HT.n_keys(size_log2, 75)
-    tables = HT._Tables(1 << size_log2)
-    sums = {impl: {HT.measure(tables, impl, n)["checksum"] for _ in range(2)}.pop()
-            for impl in HT.IMPLEMENTATIONS}
-    assert set(sums.values()) == {HT.expected_checksum(n)}, sums
+    n = bench.n_keys(size_log2, 75)
+    tables = bench.Tables(1 << size_log2)
+    sums = {impl: {bench.measure(tables, impl, n)["checksum"] for _ in range(2)}.pop()
+            for impl in bench.IMPLEMENTATIONS}
+    assert set(sums.values()) == {bench.expected_checksum(n)}, sums
 
 
 def test_expected_checksum_is_the_sum_of_values():
     n = 1000
-    assert HT.expected_checksum(n) == sum(k ^ int(HT.VALUE_XOR) for k in range(1, n + 1)) & M64
+    assert bench.expected_checksum(n) == sum(k ^ int(K.VALUE_XOR) for k in range(1, n + 1)) & M64
 
 
 @pytest.mark.parametrize("override, valid", [
@@ -112,8 +117,8 @@ def test_fnv1_reference_vector():
 @given(st.integers(0, M64))
 def test_hash_is_fnv1_over_the_8_key_bytes(key):
     expected = fnv1_64_bytes(key.to_bytes(8, "little"))
-    assert HT.py_fnv1_64(key) == expected
-    assert int(HT.fnv1_64(np.uint64(key))) == expected
+    assert K.py_fnv1_64(key) == expected
+    assert int(K.fnv1_64(np.uint64(key))) == expected
 
 
 def _capacity(m: int) -> int:
@@ -122,7 +127,7 @@ def _capacity(m: int) -> int:
 
 
 def _c_query(cap, keys, values, queries):
-    ffi, lib = HT.native()
+    ffi, lib = native()
     table = np.zeros(2 * cap, np.uint64)
     buf = lambda a, t="uint64_t[]": ffi.from_buffer(t, a)  # noqa: E731
     lib.set_many(buf(table), cap, buf(keys), buf(values), keys.size)
@@ -133,22 +138,22 @@ def _c_query(cap, keys, values, queries):
 
 def _cstyle_query(cap, keys, values, queries):
     table = np.zeros(2 * cap, np.uint64)
-    HT.cstyle_set_many(table, keys, values)
+    K.cstyle_set_many(table, keys, values)
     out, found = np.zeros(queries.size, np.uint64), np.zeros(queries.size, np.bool_)
-    HT.cstyle_get_many(table, queries, out, found)
+    K.cstyle_get_many(table, queries, out, found)
     return found, out
 
 
 def _idiom_query(cap, keys, values, queries):
-    slots = np.zeros(cap, HT.SLOT)
-    HT.idiom_set_many(slots, keys, values)
+    slots = np.zeros(cap, K.SLOT)
+    K.idiom_set_many(slots, keys, values)
     out, found = np.zeros(queries.size, np.uint64), np.zeros(queries.size, np.bool_)
-    HT.idiom_get_many(slots, queries, out, found)
+    K.idiom_get_many(slots, queries, out, found)
     return found, out
 
 
 def _pylist_query(cap, keys, values, queries):
-    t = HT.PyListTable(cap)
+    t = K.PyListTable(cap)
     for k, v in zip(keys.tolist(), values.tolist()):
         t.set(k, v)
     got = [t.get(q) for q in queries.tolist()]
@@ -182,29 +187,70 @@ def test_implementation_matches_dict(impl, pairs, absent):
 
 
 def test_idiomatic_stores_key_zero_and_refuses_a_full_table():
-    slots = np.zeros(4, HT.SLOT)
-    assert HT.idiom_set(slots, np.uint64(0), np.uint64(7)) is None      # Option tag, not key 0
-    assert HT.idiom_get(slots, np.uint64(0)) == 7
-    assert HT.idiom_set(slots, np.uint64(0), np.uint64(8)) == 7         # returns the old value
+    slots, mask = np.zeros(4, K.SLOT), np.uint64(3)
+    assert K.idiom_set(slots, mask, np.uint64(0), np.uint64(7)) is None  # Option tag, not key 0
+    assert K.idiom_get(slots, mask, np.uint64(0)) == 7
+    assert K.idiom_set(slots, mask, np.uint64(0), np.uint64(8)) == 7    # returns the old value
     for k in (1, 2, 3):
-        HT.idiom_set(slots, np.uint64(k), np.uint64(k))
-    assert HT.idiom_get(slots, np.uint64(99)) is None
+        K.idiom_set(slots, mask, np.uint64(k), np.uint64(k))
+    assert K.idiom_get(slots, mask, np.uint64(99)) is None
     with pytest.raises(IndexError, match="saturated"):
-        HT.idiom_set(slots, np.uint64(99), np.uint64(1))
+        K.idiom_set(slots, mask, np.uint64(99), np.uint64(1))
+
+
+# ---- checked and unchecked wrappers of one body, through numba's on-disk cache -----------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A table of 8 slots seen through a mask of 15: key 1 hashes past the end (into the 8 slots
+# beyond the view, which hold key 1 with value 99). The checked wrapper must refuse; the
+# unchecked one reads beyond. Run twice on one fresh cache: the first run compiles and
+# caches both wrappers (unchecked first), the second loads them and must still tell them apart.
+WRAPPERS = """
+import numpy as np
+from experiments.hashtable import kernels as K
+big = np.zeros(16, K.SLOT)
+big[8:]["occupied"], big[8:]["key"], big[8:]["value"] = True, 1, 99
+view, key = big[:8], np.uint64(1)
+assert K.py_fnv1_64(1) & 15 >= 8, "key 1 no longer hashes past the view"
+print("unchecked", K.unchecked_get(view, np.uint64(15), key))
+try:
+    print("checked", K.idiom_get(view, np.uint64(15), key))
+except IndexError:
+    print("checked IndexError")
+print("cache hits", len(K.unchecked_get.stats.cache_hits), len(K.idiom_get.stats.cache_hits))
+"""
+
+
+def test_checked_wrapper_never_runs_unchecked_code_from_a_warm_cache(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REDLEAF_NB_CACHE": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    runs = [subprocess.run([sys.executable, "-c", WRAPPERS], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=900) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    cold, warm = (r.stdout.splitlines() for r in runs)
+    assert cold == ["unchecked 99", "checked IndexError", "cache hits 0 0"]
+    assert warm == ["unchecked 99", "checked IndexError", "cache hits 1 1"]
 
 
 def test_idiomatic_slot_is_an_option_of_a_pair():
-    assert HT.SLOT.itemsize == 24 and HT.SLOT_PACKED.itemsize == 17
+    assert K.SLOT.itemsize == 24 and K.SLOT_PACKED.itemsize == 17
 
 
 # ---- ablation and plot -------------------------------------------------------------------
 
 def test_ablation_tiny():
-    df = HT.ablation(sizes=(10,), repeats=1)
-    assert set(df.variant) == set(HT.ABLATION)
-    assert (df.cycles_per_op > 0).all()
-    first = df[df.variant == next(iter(HT.ABLATION))]
-    assert np.allclose(first.ratio_to_cstyle, 1.0)
+    df = HT.ablation(sizes=(10, 11), repeats=1)
+    assert set(df.variant) == set(bench.ABLATION)
+    assert np.isfinite(df.cycles_per_op).all() and (df.cycles_per_op > 0).all()
+    # one row per variant, size and op; each ratio is to C-style at the same size and op
+    assert len(df) == len(bench.ABLATION) * 2 * 2
+    assert not df.duplicated(["variant", "size_log2", "op"]).any()
+    cstyle = df[df.variant == next(iter(bench.ABLATION))]
+    for row in df.itertuples():
+        base = cstyle[(cstyle.size_log2 == row.size_log2) & (cstyle.op == row.op)]
+        assert np.isclose(row.ratio_to_cstyle, row.cycles_per_op / base.cycles_per_op.item())
 
 
 def test_paper_refs_come_from_the_csv():

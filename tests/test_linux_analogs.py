@@ -1,16 +1,12 @@
 """The Linux reference rows (experiments/_linux.py): UDP over loopback and fio."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "_linux", Path(__file__).resolve().parents[1] / "experiments" / "_linux.py")
-linux = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(linux)
+from experiments import _linux as linux
 
 UDP_KEYS = {"tx_mpps", "rx_mpps", "sent", "received", "dropped", "tx_calls", "rx_calls",
             "seconds", "pkt_size", "batch"}
@@ -24,7 +20,8 @@ def test_udp_loopback_moves_packets(batch):
     assert set(r) == UDP_KEYS
     assert (r["pkt_size"], r["batch"]) == (64, batch)
     assert 0 < r["received"] <= r["sent"]
-    assert r["dropped"] == r["sent"] - r["received"]
+    # a receive call gets at most a batch, and the receiver's last call is its timeout
+    assert r["rx_calls"] * batch > r["received"]
     assert r["rx_mpps"] > 0 and r["tx_mpps"] > 0
     assert 0.2 <= r["seconds"] < 1.0
     # one packet per call at batch 1; several per call when batched

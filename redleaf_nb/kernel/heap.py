@@ -548,6 +548,10 @@ class ContainerError(HeapError):
     """A bad RRefArray/RRefDeque operation: wrong child type or index."""
 
 
+class HeapCorrupted(HeapError):
+    """The heap's bookkeeping is inconsistent (raised by ``check_invariants``, even under -O)."""
+
+
 _ERRORS = {
     E_STALE: (StaleRRef, "is stale: its object was freed or moved"),
     E_FOREIGN: (ForeignRRef, "is not owned or borrowed by the caller"),
@@ -682,15 +686,22 @@ class ExchangeHeap:
         return pd.DataFrame(rows, columns=["domain", "id", "objects", "bytes"])
 
     def check_invariants(self) -> None:
-        """Assert the heap is consistent (used by tests and after crashes)."""
+        """Raise HeapCorrupted if the heap is inconsistent (used by tests and after crashes).
+
+        Real checks, not ``assert``: ``python -O`` must not turn them off."""
+        def check(ok, what: str) -> None:
+            if not ok:
+                raise HeapCorrupted(f"exchange heap corrupted: {what}")
+
         m, h = self.h.meta, self.h
         live = m[:, STATE] == LIVE
-        assert live.sum() == h.ctl[LIVE_OBJECTS], "live-object counter drifted"
-        assert m[live, SIZE].sum() == h.ctl[LIVE_BYTES], "live-byte counter drifted"
-        assert h.ctl[FREE_TOP] + live.sum() == m.shape[0], "slots are lost or double-counted"
+        check(live.sum() == h.ctl[LIVE_OBJECTS], "live-object counter drifted")
+        check(m[live, SIZE].sum() == h.ctl[LIVE_BYTES], "live-byte counter drifted")
+        check(h.ctl[FREE_TOP] + live.sum() == m.shape[0], "slots are lost or double-counted")
         free_stack = set(h.free_slots[:h.ctl[FREE_TOP]].tolist())
-        assert free_stack.isdisjoint(np.flatnonzero(live).tolist()), "a slot is both free and live"
-        assert (m[live, OWNER] >= 0).all(), "a live object has no owner"
+        check(free_stack.isdisjoint(np.flatnonzero(live).tolist()),
+              "a slot is both free and live")
+        check((m[live, OWNER] >= 0).all(), "a live object has no owner")
         # every contained object is referenced by exactly one live container word
         held = np.flatnonzero(live & (m[:, OWNER] == CONTAINED))
         refs = {}
@@ -699,8 +710,8 @@ class ExchangeHeap:
             for w in h.words[base:base + m[c, NCHILD]]:
                 if w:
                     s = int(w) & SLOT_MASK
-                    assert slot_of(self.k, int(w)) == s, "a container holds a stale handle"
+                    check(slot_of(self.k, int(w)) == s, "a container holds a stale handle")
                     refs[s] = refs.get(s, 0) + 1
-                    assert m[s, PARENT] == c, "a child's parent disagrees with its container"
-        assert sorted(refs) == held.tolist() and all(v == 1 for v in refs.values()), \
-            "a contained object is orphaned or held twice"
+                    check(m[s, PARENT] == c, "a child's parent disagrees with its container")
+        check(sorted(refs) == held.tolist() and all(v == 1 for v in refs.values()),
+              "a contained object is orphaned or held twice")
