@@ -17,6 +17,7 @@ and the implementation's version of it runs inside the new domain.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -31,7 +32,7 @@ from numba import njit, types as nbt
 
 from . import proxy as px
 from .types import (BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
-                    OptionalType, Scalar, TupleType, UnitType, exchangeable,
+                    OptionalType, Scalar, TupleType, UnitType, check_type_name, exchangeable,
                     resolve_annotations)
 
 
@@ -122,7 +123,7 @@ def compile_method(iface: type, fn) -> Method:
     if isinstance(ret, BorrowType):
         raise IDLError(f"{where}: return type: Borrow is an argument mode, not a result")
     is_create = getattr(fn, "__redleaf_create__", False)
-    if is_create and not (isinstance(ret, InterfaceType) and ret.name == iface.__name__):
+    if is_create and not (isinstance(ret, InterfaceType) and ret.iface is iface):
         raise IDLError(f"{where}: a @create method must return the interface it creates "
                        f"('{iface.__name__}'), not {ret.name}")
     return Method(iface.__name__, fn.__name__, tuple(out), ret, is_create)
@@ -141,7 +142,12 @@ class Interface:
     __proxy_class__: type
     __proxy_source__: str
     __jit_source__: str
+    _jit_cache: dict
+    _shadow_classes: dict
     domain = None  # set by the kernel on implementation instances
+    # what an implementation may define for the jitted tier (read by the kernel):
+    jit_methods: dict   # method name -> @njit function impl(k, state, *args)
+    jit_state: object   # () -> int64 array: the domain's jitted state
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -165,11 +171,48 @@ class Interface:
         return iface.__jit_source__ if jit else iface.__proxy_source__
 
 
+@functools.cache
+def reserved_method_names() -> dict[str, str]:
+    """Names an interface method may not take, each with the reason.
+
+    Derived from the classes a method would shadow: the proxy (whose generated
+    subclass gets one attribute per method), interface and implementation
+    classes (whose attributes the kernel and this compiler read), and the
+    shadow domains generated for every interface.
+    """
+    from .shadow import ShadowBase  # shadow.py imports this module
+
+    out = {}
+    for cls, why in ((ShadowBase, "which shadow domains use to forward calls and restart "
+                                  "their driver"),
+                     (Interface, "which the kernel and the IDL compiler read on interfaces "
+                                 "and implementations"),
+                     (px.Proxy, "which every proxy has (the kernel reads it, e.g. in "
+                                "k.crash(proxy))")):
+        for name in {*dir(cls), *vars(cls).get("__annotations__", {})}:
+            out[name] = f"it would shadow {cls.__name__}.{name}, {why}"
+    return out
+
+
+def _check_method_name(cls, name: str) -> None:
+    reason = reserved_method_names().get(name)
+    if reason is None and name.startswith("_"):
+        reason = ("names starting with '_' do not cross a domain boundary (the proxy and "
+                  "the kernel use such names); an interface declares only methods that cross")
+    if reason is not None:
+        raise IDLError(f"{cls.__name__}.{name}: a method may not be named '{name}': {reason}")
+
+
 def _compile_interface(cls):
+    try:
+        check_type_name(cls.__name__, "an Interface")
+    except NotExchangeable as e:
+        raise IDLError(f"{cls.__name__}: {e.reason}") from None
     methods, creates = {}, {}
     for name, fn in vars(cls).items():
-        if name.startswith("_") or not inspect.isfunction(fn):
+        if not inspect.isfunction(fn):
             continue
+        _check_method_name(cls, name)
         m = compile_method(cls, fn)
         (creates if m.is_create else methods)[name] = m
     if not methods:

@@ -71,7 +71,7 @@ class RRef(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, target) -> RRefType:
-        return deferred(lambda t: RRefType(exchangeable(t)), target)
+        return deferred(RRefType, target)
 
     def get(self):
         """A copy of the value (a numpy scalar, array or record)."""
@@ -105,7 +105,7 @@ class RRefArray(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, params) -> RRefArrayType:
-        return deferred(lambda t, n: RRefArrayType(exchangeable(t), n), *params)
+        return RRefArrayType.subscript(params)
 
     def __len__(self):
         return self.type.n
@@ -137,7 +137,7 @@ class RRefDeque(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, params) -> RRefDequeType:
-        return deferred(lambda t, n: RRefDequeType(exchangeable(t), n), *params)
+        return RRefDequeType.subscript(params)
 
     @property
     def capacity(self) -> int:
