@@ -299,3 +299,14 @@ def test_a_bad_size_says_why():
         class BadRec(Record):
             a: u8[0]
     assert exchangeable(u8[np.int64(3), 2]).shape == (3, 2)
+
+
+@pytest.mark.parametrize("name", ["rt", "callee", "cont", "ret", "k", "state", "status", "move",
+                                  "load", "kernel", "Exception", "slot_x", "lent_data", "P_put"])
+def test_a_parameter_may_not_take_a_name_the_generated_proxies_use(name):
+    # e.g. a parameter 'rt' was overwritten by the Python proxy's own 'rt' before it was
+    # checked; 'k' is a duplicate argument of the jitted proxy; 'load' breaks the shadow
+    src = f"class Bad(Interface):\n    def put(self, {name}: u32) -> None: ...\n"
+    with pytest.raises(IDLError, match=rf"^Bad\.put: parameter '{name}': the generated proxies "
+                                       "use this name"):
+        exec(src, dict(globals()))  # noqa: S102 - the declaration under test

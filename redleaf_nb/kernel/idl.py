@@ -17,6 +17,7 @@ and the implementation's version of it runs inside the new domain.
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.util
@@ -31,9 +32,9 @@ import numba
 from numba import njit, types as nbt
 
 from . import proxy as px
-from .types import (BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
-                    OptionalType, Scalar, TupleType, UnitType, check_type_name, exchangeable,
-                    resolve_annotations)
+from .types import (UNIT, BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
+                    OptionalType, RRefType, Scalar, TupleType, UnitType, check_type_name,
+                    exchangeable, resolve_annotations, u32)
 
 
 class IDLError(TypeError):
@@ -112,6 +113,10 @@ def compile_method(iface: type, fn) -> Method:
             raise IDLError(f"{where}: parameter '{p.name}': {e}") from None
         if isinstance(t, UnitType):
             raise IDLError(f"{where}: parameter '{p.name}': None is not a parameter type")
+        names, prefixes = reserved_param_names()
+        if p.name in names or p.name.startswith(prefixes):
+            raise IDLError(f"{where}: parameter '{p.name}': the generated proxies use this name "
+                           "themselves (their variables, imports and helpers); rename it")
         out.append(Param(p.name, t))
     if sig.return_annotation is sig.empty:
         raise IDLError(f"{where}: no return annotation (write '-> None' if it returns nothing)")
@@ -192,6 +197,46 @@ def reserved_method_names() -> dict[str, str]:
         for name in {*dir(cls), *vars(cls).get("__annotations__", {})}:
             out[name] = f"it would shadow {cls.__name__}.{name}, {why}"
     return out
+
+
+@functools.cache
+def reserved_param_names() -> tuple[frozenset[str], tuple[str, ...]]:
+    """(names, prefixes) a parameter may not take: those the generated code uses.
+
+    Found by generating every proxy and shadow of a probe method (a copied, a
+    moved and a borrowed parameter, a moved result) and collecting the names in
+    them; a name made from a parameter's or the method's (``slot_<param>``,
+    ``P_<method>``) gives a prefix.
+    """
+    from . import heap
+    from .shadow import _jit_shadow_source  # shadow.py imports this module
+
+    iface = type("ProbeIface", (), {"__name__": "ProbeIface"})
+    params = tuple(Param(f"probe_arg{i}", t) for i, t in
+                   enumerate((u32, RRefType(u32), BorrowType(RRefType(u32)))))
+    m = Method(iface.__name__, "probe_meth", params, RRefType(u32))
+    text = "\n".join([python_proxy_source(iface.__name__, {m.name: m}), JIT_HEADER,
+                      jit_method_source(iface.__name__, m, status=True),
+                      _jit_shadow_source(iface, m, heap.slot_of)])  # any module-level @njit
+    found = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.arg):
+            found.add(node.arg)
+        elif isinstance(node, ast.alias):
+            found.add(node.asname or node.name.split(".")[0])
+    derived = [p.name for p in params] + [m.name]
+    names, prefixes = set(), set()
+    for name in found:
+        if iface.__name__ in name:
+            continue  # a generated function or class, named after the interface
+        stem = next((name[:-len(d)] for d in derived if name.endswith(d)), None)
+        if stem is None:
+            names.add(name)
+        elif stem:
+            prefixes.add(stem)
+    return frozenset(names), tuple(sorted(prefixes))
 
 
 def _check_method_name(cls, name: str) -> None:
