@@ -183,6 +183,7 @@ class HeapMachine(RuleBasedStateMachine):
         self.init: list[Obj] = []   # what the top level holds
         self.doms: list[Dom] = []
         self.seen: dict[int, object] = {}   # every handle object ever observed
+        self.views: list = []   # (item read in place, its Obj, deque Obj, deque handle object)
         self.counter = 1000
         self.ndoms = 0
         for _ in range(2):
@@ -348,6 +349,26 @@ class HeapMachine(RuleBasedStateMachine):
             self._hold(q.children.pop(0), r)
         else:
             assert r is None
+
+    @precondition(lambda self: self._objs("dq"))
+    @rule(data=st.data(), i=st.integers(-QN - 1, QN))
+    def deque_read(self, data, i):
+        """Iteration, peek and indexing read a deque's items in place: as the model
+        says, oldest first, and without changing anything."""
+        q = data.draw(st.sampled_from(self._objs("dq")))
+        snap = snapshot(self.k)
+        items = list(q.h)
+        assert [int(x.get()) for x in items] == [c.value for c in q.children]
+        first = q.h.peek()
+        assert first is None if not q.children else int(first.get()) == q.children[0].value
+        try:
+            item = q.h[i]
+        except IndexError:
+            assert not -len(q.children) <= i < len(q.children)
+        else:
+            assert int(item.get()) == q.children[i].value
+            self.views = self.views[-7:] + [(item, q.children[i], q, q.h)]
+        assert unchanged(self.k, snap), "reading a deque's items changed the heap"
 
     @precondition(lambda self: self._objs("arr", "dq"))
     @rule(data=st.data(), bad_index=st.sampled_from([-1, AN, 99]))
@@ -654,6 +675,22 @@ class HeapMachine(RuleBasedStateMachine):
         got = {r.domain: (r.objects, r.bytes) for r in acct.itertuples()}
         assert got == {n: (want[n], wbytes[n]) for n in want}, (got, dict(want), dict(wbytes))
         assert self.k.heap.live_objects == sum(want.values())
+
+    @invariant()
+    def items_read_in_place_go_stale_when_they_leave(self):
+        for item, o, q, qh in self.views:
+            held = q.h is qh and any(c is o for c in q.children)
+            assert item.is_live == held, (item, held)
+            if held:
+                assert int(item.get()) == o.value
+            else:
+                event("an item read in place has left its deque")
+                try:
+                    item.get()
+                except (StaleRRef, ForeignRRef):
+                    pass
+                else:
+                    raise AssertionError(f"{item!r} was readable after it left its deque")
 
     @invariant()
     def handles_match_model(self):

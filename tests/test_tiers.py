@@ -4,13 +4,16 @@ import pkgutil
 
 import numpy as np
 import pytest
+from numba import njit
 from numba.core.registry import CPUDispatcher
 
 import redleaf_nb
-from redleaf_nb import Kernel, RpcError, StaleRRef
+from redleaf_nb import (Borrow, ForeignRRef, Interface, JitUnsupported, Kernel, RpcError, RRef,
+                        RRefDeque, StaleRRef, create, u8, u32, u64)
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
-from redleaf_nb.kernel.proxy import RPC_BAD_ARG, RPC_DEAD, RPC_OK, RPC_PANIC
+from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel.proxy import RPC_BAD_ARG, RPC_DEAD, RPC_OK, RPC_PANIC, jit_current
 
 
 def fresh():
@@ -149,4 +152,194 @@ def test_a_jitted_shadow_reports_a_request_it_cannot_retry():
     assert sh.domain.alive  # the shadow reports the failure as a status and lives on
     status, out = k.jit_call(sh, "read", 1, k.new(Block))
     assert status == RPC_OK and out != 0  # ... and serves the next request
+    k.heap.check_invariants()
+
+
+# --- jit_call names what is missing --------------------------------------------
+
+class Echo(Interface):
+    def echo(self, x: u32) -> u32: ...
+    def twice(self, x: u32) -> u32: ...
+
+
+class PyEcho(Echo):
+    def echo(self, x):
+        return x
+
+    def twice(self, x):
+        return 2 * x
+
+
+@njit(cache=True)
+def jit_echo(k, state, x):
+    return x
+
+
+class HalfJitEcho(PyEcho):
+    jit_methods = {"echo": jit_echo}
+
+
+def test_jit_call_names_the_missing_method_or_tier():
+    k, disk = fresh()
+    with pytest.raises(ValueError, match=r"jit_call BDev\.reed: BDev has no method 'reed' "
+                                         r"\(methods: read, write, nblocks\)"):
+        k.jit_call(disk, "reed", 1, k.new(Block))
+    py = k.create("py", PyEcho)
+    with pytest.raises(JitUnsupported, match=r"jit_call Echo\.echo: domain 'py' \(PyEcho\) has "
+                                             r"no jitted tier"):
+        k.jit_call(py, "echo", 1)
+    half = k.create("half", HalfJitEcho)
+    with pytest.raises(JitUnsupported, match=r"domain 'half' \(HalfJitEcho\) has no jitted "
+                                             r"implementation of 'twice' \(jitted: echo\)"):
+        k.jit_call(half, "twice", 1)
+    assert py.twice(4) == 8 and half.domain.alive
+
+
+# --- RRefDeque: iteration, peek and indexing read in place, in both tiers -------
+
+ITEM = u8[4]
+DQ = RRefDeque[ITEM, 4]
+
+
+class Tally(Interface):
+    """Reads a lent deque's items in place: nothing moves."""
+
+    def first_bytes(self, q: Borrow[DQ]) -> u64: ...
+    def item(self, q: Borrow[DQ], i: u32) -> u64: ...
+
+    @create
+    def make(self) -> "Tally": ...
+
+
+@njit(cache=True)
+def jit_first_bytes(k, state, q):
+    """The sum of the first byte of every item, oldest first, read through the deque."""
+    caller = jit_current(k)
+    total = 0
+    for i in range(hp.deque_len(k, q, caller)):
+        total += hp.contained_view(k, q, hp.deque_peek(k, q, caller, i), caller)[0]
+    return np.uint64(total)
+
+
+@njit(cache=True)
+def jit_item(k, state, q, i):
+    """Item ``i`` from the newest (``-1 - i``) as one number, bytes little-endian; an
+    index out of range is a panic."""
+    caller = jit_current(k)
+    child = hp.deque_peek(k, q, caller, -1 - np.int64(i))
+    if child == hp.E_INDEX:
+        raise IndexError("deque index out of range")
+    total = np.uint64(0)
+    for b in hp.contained_view(k, q, child, caller)[::-1]:
+        total = total * np.uint64(256) + np.uint64(b)
+    return total
+
+
+class TallyImpl(Tally):
+    jit_methods = {"first_bytes": jit_first_bytes, "item": jit_item}
+
+    def make(self):
+        pass
+
+    def first_bytes(self, q):
+        return sum(int(item[0]) for item in q)
+
+    def item(self, q, i):
+        return int(q[-1 - int(i)].get().view("<u4")[0])
+
+
+def wrapped_deque(k):
+    """A deque whose ring has wrapped: items 3, 4, 5, 6 (oldest first), byte j of item
+    v being 10 * v + j."""
+    dq = k.new(DQ)
+    for v in range(1, 7):
+        if v in (5, 6):
+            dq.pop_front()
+        assert dq.push_back(k.new(ITEM, 10 * v + np.arange(4))) is None
+    return dq
+
+
+def contents(dq):
+    return [x.get().tolist() for x in dq]
+
+
+def test_deque_items_are_read_in_place_oldest_first():
+    k, _ = fresh()
+    dq = wrapped_deque(k)
+    before = k.heap.objects()
+    assert contents(dq) == [[10 * v + j for j in range(4)] for v in (3, 4, 5, 6)]
+    assert dq.peek().get().tolist() == dq[0].get().tolist() == [30, 31, 32, 33]
+    assert dq[-1][0] == 60 and dq[1][2] == 42 and dq[-4][3] == 33
+    assert len(dq) == 4 and k.heap.objects().equals(before)  # nothing moved or changed
+    owners = k.heap.objects().set_index("slot").owner_name
+    assert all(owners[x.handle & hp.SLOT_MASK] == "(in a container)" for x in dq)
+    for bad in (4, -5, 99):
+        with pytest.raises(IndexError, match=rf"RRefDeque\[u8\[4\], 4\] index {bad} is out of "
+                                             r"range: it holds 4 item\(s\) \(valid: -4\.\.3\)"):
+            dq[bad]
+    for bad in ("0", 1.0, True, slice(0, 2)):
+        with pytest.raises(TypeError, match="indices must be integers"):
+            dq[bad]
+    empty = k.new(DQ)
+    assert empty.peek() is None and list(empty) == []
+    k.heap.check_invariants()
+
+
+def test_a_read_item_cannot_be_moved_written_or_freed_and_goes_stale_when_it_leaves():
+    k, disk = fresh()
+    dq = wrapped_deque(k)
+    oldest, newest = dq.peek(), dq[-1]
+    for misuse in (lambda: dq.push_back(oldest),
+                   lambda: k.new(RRefDeque[ITEM, 2]).push_back(oldest)):
+        with pytest.raises(TypeError, match="expected an RRef"):
+            misuse()
+    for attr in ("set", "free", "put", "__setitem__"):
+        assert not hasattr(oldest, attr)
+    other = k.create("other", TallyImpl)
+    with pytest.raises(TypeError, match=r"Tally\.first_bytes: parameter 'q': expected"):
+        other.first_bytes(oldest)
+    popped = dq.pop_front()
+    assert not oldest.is_live and popped.get().tolist() == [30, 31, 32, 33]
+    with pytest.raises(StaleRRef, match="read in its container"):
+        oldest.get()
+    assert newest.is_live and newest[0] == 60
+    moved = k.new(RRefDeque[ITEM, 4])
+    assert hp.deque_splice(k.heap.k, dq.handle, moved.handle, k.init.id, 4) == 3
+    assert not newest.is_live and moved[-1][0] == 60   # spliced away: read through its new deque
+    with pytest.raises(StaleRRef):
+        newest.get()
+    k.heap.check_invariants()
+
+
+def test_only_who_may_read_the_deque_may_read_its_items():
+    k, _ = fresh()
+    holder = k.create("holder", TallyImpl)
+    dq = wrapped_deque(k)
+    item = dq[2]
+    k.crash(holder)  # (a dead domain's id, used as a foreign caller below)
+    with pytest.raises(ForeignRRef):
+        k.heap.view_contained(dq.handle, item.handle, holder.domain.id)
+    assert hp.deque_peek(k.heap.k, dq.handle, holder.domain.id, 0) == hp.E_FOREIGN
+    assert hp.contained_slot(k.heap.k, dq.handle, item.handle, holder.domain.id) == hp.E_FOREIGN
+    assert item.get().tolist() == [50, 51, 52, 53]
+
+
+def test_both_tiers_read_a_lent_deque_alike():
+    k, _ = fresh()
+    tally = k.create("tally", TallyImpl)
+    dq = wrapped_deque(k)
+    before = k.heap.objects()
+    want = sum(10 * v for v in (3, 4, 5, 6))
+    assert tally.first_bytes(dq) == want
+    assert k.jit_call(tally, "first_bytes", dq) == (RPC_OK, want)
+    for i in range(4):
+        py = tally.item(dq, i)
+        assert k.jit_call(tally, "item", dq, i) == (RPC_OK, py)
+        assert py == int.from_bytes(bytes(10 * (6 - i) + j for j in range(4)), "little")
+    assert k.heap.objects().equals(before) and contents(dq)[0] == [30, 31, 32, 33]
+    # an index out of range is the callee's panic, in both tiers
+    assert isinstance(tally.item(dq, 4), RpcError) and not tally.domain.alive
+    jtally = k.create("jtally", TallyImpl)
+    assert k.jit_call(jtally, "item", dq, 4)[0] == RPC_PANIC and not jtally.domain.alive
+    assert k.heap.objects().equals(before)   # the lent deque is still the caller's, intact
     k.heap.check_invariants()

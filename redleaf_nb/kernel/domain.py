@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import heap as hp
 from . import proxy as px
-from .idl import Interface, jit_proxy
+from .idl import Interface, JitUnsupported, jit_proxy
 from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
 from .types import UNIT, BorrowType, RRefType, Scalar, exchangeable
@@ -306,8 +306,21 @@ class Kernel:
         the arrays it uses), whose address ``state`` is.
         """
         dom = proxy.domain
-        fn = jit_proxy(dom.iface, method, dom.impl_cls.jit_methods[method]).fn
-        m = dom.iface.__methods__[method]
+        iface, where = dom.iface, f"jit_call {dom.iface.__name__}.{method}"
+        m = iface.__methods__.get(method)
+        if m is None:
+            raise ValueError(f"{where}: {iface.__name__} has no method '{method}' "
+                             f"(methods: {', '.join(iface.__methods__)})")
+        jitted = getattr(dom.impl_cls, "jit_methods", None)
+        if jitted is None:
+            raise JitUnsupported(f"{where}: domain '{dom.name}' ({dom.impl_cls.__name__}) has "
+                                 "no jitted tier (its class defines no jit_methods); call it "
+                                 "through its Python-tier proxy")
+        if method not in jitted:
+            raise JitUnsupported(f"{where}: domain '{dom.name}' ({dom.impl_cls.__name__}) has "
+                                 f"no jitted implementation of '{method}' (jitted: "
+                                 f"{', '.join(jitted) or 'none'})")
+        fn = jit_proxy(iface, method, jitted[method]).fn
         if len(args) != len(m.params):
             raise TypeError(f"{m.qualname} takes {len(m.params)} argument(s), got {len(args)}")
         raw = [a.handle if isinstance(a, Handle) else

@@ -494,6 +494,49 @@ def deque_splice(h, src, dst, caller, most):
     return k
 
 
+@njit(cache=True)
+def deque_peek(h, dq, caller, i):
+    """The handle stored ``i``-th from the oldest (negative ``i``: from the newest),
+    for reading in place: the item stays in the deque, owned by it. The caller
+    must own or borrow the deque; E_INDEX if ``i`` is out of range."""
+    slot = check_read(h, dq, caller)
+    if slot < 0:
+        return slot
+    hdr = meta_of(h)[slot, OFFSET] >> 3
+    n = words_of(h)[hdr + 2]
+    j = i + n if i < 0 else i
+    if j < 0 or j >= n:
+        return E_INDEX
+    at = (words_of(h)[hdr + 1] + j) % meta_of(h)[slot, NCHILD]   # from the tail (oldest)
+    return words_of(h)[_child_base(h, slot) + at]
+
+
+@njit(cache=True, inline="always")
+def contained_slot(h, parent, child, caller):
+    """The slot of ``child`` if it is still held by the container ``parent`` and
+    ``caller`` owns or borrows ``parent``: an item read in place, through its container.
+    E_STALE once the item left the container (popped, taken, freed or spliced away)."""
+    p = check_read(h, parent, caller)
+    if p < 0:
+        return p
+    c = slot_of(h, child)
+    if c >= 0 and meta_of(h)[c, PARENT] != p:
+        c = E_STALE
+    return c
+
+
+@njit(cache=True, inline="always")
+def contained_view(h, parent, child, caller):
+    """An item's bytes, read in place through its container, for jitted domain
+    code (see :func:`deque_peek`); a bad access is a panic."""
+    slot = contained_slot(h, parent, child, caller)
+    if slot < 0:
+        raise ValueError("bad contained RRef access (container not readable by the caller, "
+                         "or the item left it)")
+    off = meta_of(h)[slot, OFFSET]
+    return arena_of(h)[off:off + meta_of(h)[slot, SIZE]]
+
+
 @njit(cache=True, inline="always")
 def data_view(h, handle, caller, write):
     """An object's bytes for jitted domain code; a bad handle is a panic."""
@@ -632,6 +675,17 @@ class ExchangeHeap:
         op = "write" if write else "read"
         slot = self.check((check_write if write else check_read)(self.k, handle, caller),
                           handle, caller, op)
+        return self._value(slot, write)
+
+    def view_contained(self, parent: int, child: int, caller: int) -> np.ndarray:
+        """A read-only view of an ``RRef[T]`` held in the container ``parent``, read in
+        place: ``caller`` must own or borrow the container, and the item must still be in it."""
+        self.check(check_read(self.k, parent, caller), parent, caller, "read through")
+        return self._value(self.check(contained_slot(self.k, parent, child, caller), child,
+                                      caller, "read in its container"), False)
+
+    def _value(self, slot: int, write: bool) -> np.ndarray:
+        """The value of the (checked) ``RRef[T]`` in ``slot`` as a numpy view."""
         m = self.h.meta[slot]
         t = self.type_of(int(m[TYPE]))
         raw = self.h.arena[m[OFFSET]:m[OFFSET] + m[SIZE]]

@@ -17,6 +17,8 @@ and the implementation's version of it runs inside the new domain.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -30,9 +32,9 @@ import numba
 from numba import njit, types as nbt
 
 from . import proxy as px
-from .types import (BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
-                    OptionalType, Scalar, TupleType, UnitType, exchangeable,
-                    resolve_annotations)
+from .types import (UNIT, BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
+                    OptionalType, RRefType, Scalar, TupleType, UnitType, check_type_name,
+                    exchangeable, resolve_annotations, u32)
 
 
 class IDLError(TypeError):
@@ -111,6 +113,10 @@ def compile_method(iface: type, fn) -> Method:
             raise IDLError(f"{where}: parameter '{p.name}': {e}") from None
         if isinstance(t, UnitType):
             raise IDLError(f"{where}: parameter '{p.name}': None is not a parameter type")
+        names, prefixes = reserved_param_names()
+        if p.name in names or p.name.startswith(prefixes):
+            raise IDLError(f"{where}: parameter '{p.name}': the generated proxies use this name "
+                           "themselves (their variables, imports and helpers); rename it")
         out.append(Param(p.name, t))
     if sig.return_annotation is sig.empty:
         raise IDLError(f"{where}: no return annotation (write '-> None' if it returns nothing)")
@@ -122,7 +128,7 @@ def compile_method(iface: type, fn) -> Method:
     if isinstance(ret, BorrowType):
         raise IDLError(f"{where}: return type: Borrow is an argument mode, not a result")
     is_create = getattr(fn, "__redleaf_create__", False)
-    if is_create and not (isinstance(ret, InterfaceType) and ret.name == iface.__name__):
+    if is_create and not (isinstance(ret, InterfaceType) and ret.iface is iface):
         raise IDLError(f"{where}: a @create method must return the interface it creates "
                        f"('{iface.__name__}'), not {ret.name}")
     return Method(iface.__name__, fn.__name__, tuple(out), ret, is_create)
@@ -141,7 +147,12 @@ class Interface:
     __proxy_class__: type
     __proxy_source__: str
     __jit_source__: str
+    _jit_cache: dict
+    _shadow_classes: dict
     domain = None  # set by the kernel on implementation instances
+    # what an implementation may define for the jitted tier (read by the kernel):
+    jit_methods: dict   # method name -> @njit function impl(k, state, *args)
+    jit_state: object   # () -> int64 array: the domain's jitted state
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -165,11 +176,88 @@ class Interface:
         return iface.__jit_source__ if jit else iface.__proxy_source__
 
 
+@functools.cache
+def reserved_method_names() -> dict[str, str]:
+    """Names an interface method may not take, each with the reason.
+
+    Derived from the classes a method would shadow: the proxy (whose generated
+    subclass gets one attribute per method), interface and implementation
+    classes (whose attributes the kernel and this compiler read), and the
+    shadow domains generated for every interface.
+    """
+    from .shadow import ShadowBase  # shadow.py imports this module
+
+    out = {}
+    for cls, why in ((ShadowBase, "which shadow domains use to forward calls and restart "
+                                  "their driver"),
+                     (Interface, "which the kernel and the IDL compiler read on interfaces "
+                                 "and implementations"),
+                     (px.Proxy, "which every proxy has (the kernel reads it, e.g. in "
+                                "k.crash(proxy))")):
+        for name in {*dir(cls), *vars(cls).get("__annotations__", {})}:
+            out[name] = f"it would shadow {cls.__name__}.{name}, {why}"
+    return out
+
+
+@functools.cache
+def reserved_param_names() -> tuple[frozenset[str], tuple[str, ...]]:
+    """(names, prefixes) a parameter may not take: those the generated code uses.
+
+    Found by generating every proxy and shadow of a probe method (a copied, a
+    moved and a borrowed parameter, a moved result) and collecting the names in
+    them; a name made from a parameter's or the method's (``slot_<param>``,
+    ``P_<method>``) gives a prefix.
+    """
+    from . import heap
+    from .shadow import _jit_shadow_source  # shadow.py imports this module
+
+    iface = type("ProbeIface", (), {"__name__": "ProbeIface"})
+    params = tuple(Param(f"probe_arg{i}", t) for i, t in
+                   enumerate((u32, RRefType(u32), BorrowType(RRefType(u32)))))
+    m = Method(iface.__name__, "probe_meth", params, RRefType(u32))
+    text = "\n".join([python_proxy_source(iface.__name__, {m.name: m}), JIT_HEADER,
+                      jit_method_source(iface.__name__, m, status=True),
+                      _jit_shadow_source(iface, m, heap.slot_of)])  # any module-level @njit
+    found = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.arg):
+            found.add(node.arg)
+        elif isinstance(node, ast.alias):
+            found.add(node.asname or node.name.split(".")[0])
+    derived = [p.name for p in params] + [m.name]
+    names, prefixes = set(), set()
+    for name in found:
+        if iface.__name__ in name:
+            continue  # a generated function or class, named after the interface
+        stem = next((name[:-len(d)] for d in derived if name.endswith(d)), None)
+        if stem is None:
+            names.add(name)
+        elif stem:
+            prefixes.add(stem)
+    return frozenset(names), tuple(sorted(prefixes))
+
+
+def _check_method_name(cls, name: str) -> None:
+    reason = reserved_method_names().get(name)
+    if reason is None and name.startswith("_"):
+        reason = ("names starting with '_' do not cross a domain boundary (the proxy and "
+                  "the kernel use such names); an interface declares only methods that cross")
+    if reason is not None:
+        raise IDLError(f"{cls.__name__}.{name}: a method may not be named '{name}': {reason}")
+
+
 def _compile_interface(cls):
+    try:
+        check_type_name(cls.__name__, "an Interface")
+    except NotExchangeable as e:
+        raise IDLError(f"{cls.__name__}: {e.reason}") from None
     methods, creates = {}, {}
     for name, fn in vars(cls).items():
-        if name.startswith("_") or not inspect.isfunction(fn):
+        if not inspect.isfunction(fn):
             continue
+        _check_method_name(cls, name)
         m = compile_method(cls, fn)
         (creates if m.is_create else methods)[name] = m
     if not methods:

@@ -120,7 +120,7 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set,
         if not isinstance(value, Proxy):
             raise TypeError(f"{where}: expected a proxy to a {t.name} domain (from "
                             f"Kernel.create or lookup), got {type(value).__name__}")
-        if value.__interface__.__name__ != t.name:
+        if value.__interface__ is not t.iface:
             raise TypeError(f"{where}: expected a {t.name} proxy, got a "
                             f"{value.__interface__.__name__} proxy")
         return value

@@ -71,7 +71,7 @@ class RRef(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, target) -> RRefType:
-        return deferred(lambda t: RRefType(exchangeable(t)), target)
+        return deferred(RRefType, target)
 
     def get(self):
         """A copy of the value (a numpy scalar, array or record)."""
@@ -105,7 +105,7 @@ class RRefArray(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, params) -> RRefArrayType:
-        return deferred(lambda t, n: RRefArrayType(exchangeable(t), n), *params)
+        return RRefArrayType.subscript(params)
 
     def __len__(self):
         return self.type.n
@@ -137,7 +137,7 @@ class RRefDeque(Handle):
     __slots__ = ()
 
     def __class_getitem__(cls, params) -> RRefDequeType:
-        return deferred(lambda t, n: RRefDequeType(exchangeable(t), n), *params)
+        return RRefDequeType.subscript(params)
 
     @property
     def capacity(self) -> int:
@@ -163,6 +163,69 @@ class RRefDeque(Handle):
         h = self._heap.heap.check(hp.deque_pop_front(self._heap.heap.k, self.handle, caller),
                                   self.handle, caller, f"pop from {self.type.name}")
         return self._wrap(h, self.type.child)
+
+    def __getitem__(self, i: int) -> "ContainedRef":
+        """The ``i``-th item from the oldest (negative: from the newest), read in place."""
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"{self.type.name} indices must be integers, not "
+                            f"{type(i).__name__}")
+        caller = self._caller
+        h = hp.deque_peek(self._heap.heap.k, self.handle, caller, i)
+        if h == hp.E_INDEX:
+            n = len(self)
+            raise IndexError(f"{self.type.name} index {i} is out of range: it holds {n} "
+                             f"item(s)" + (f" (valid: -{n}..{n - 1})" if n else ""))
+        self._heap.heap.check(h, self.handle, caller, f"read {self.type.name}")
+        return ContainedRef(self, h)
+
+    def peek(self) -> "ContainedRef | None":
+        """The oldest item (the next ``pop_front``), read in place; None if empty."""
+        return self[0] if len(self) else None
+
+    def __iter__(self):
+        """The items from the oldest to the newest, read in place (RedLeaf's ``iter()``
+        walks from the tail), as they were when the iteration began."""
+        return iter([self[i] for i in range(len(self))])
+
+
+class ContainedRef:
+    """An item of a container, read in place (what RRefDeque indexing, ``peek`` and
+    iteration give).
+
+    Reads are allowed because the caller owns or borrows the container; the item
+    stays in it, owned by it. So this is no RRef: it cannot be moved, freed,
+    written or stored, and it goes stale once the item leaves the container (or
+    the container moves to another domain).
+    """
+
+    __slots__ = ("_container", "handle", "type")
+
+    def __init__(self, container: Handle, handle: int):
+        self._container = container
+        self.handle = handle
+        self.type = container.type.child
+
+    def _view(self) -> np.ndarray:
+        c = self._container
+        return c._heap.heap.view_contained(c.handle, self.handle, c._caller)
+
+    def get(self):
+        """A copy of the value (a numpy scalar, array or record)."""
+        v = self._view()
+        return v[()].copy() if v.ndim == 0 else v.copy()
+
+    def __getitem__(self, index):
+        return self._view()[index].copy()
+
+    @property
+    def is_live(self) -> bool:
+        """False once the item left its container (or the container is gone)."""
+        k, meta = self._container._heap.heap.k, self._container._heap.heap.h.meta
+        parent, child = hp.slot_of(k, self._container.handle), hp.slot_of(k, self.handle)
+        return parent >= 0 and child >= 0 and meta[child, hp.PARENT] == parent
+
+    def __repr__(self):
+        return f"<{self.type.name} in {self._container!r}>"
 
 
 def _handle_of(value) -> int:
@@ -204,4 +267,4 @@ class DomainHeap:
         return r
 
 
-__all__ = ["RRef", "RRefArray", "RRefDeque", "Handle", "DomainHeap", "wrap"]
+__all__ = ["RRef", "RRefArray", "RRefDeque", "ContainedRef", "Handle", "DomainHeap", "wrap"]

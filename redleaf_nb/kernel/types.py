@@ -38,20 +38,29 @@ class ExType:
     ``plain`` types have a numpy dtype and are copied across a proxy;
     ``heap`` types live in the exchange heap behind a handle and are moved
     (or lent, with :class:`Borrow`).
+
+    Two types are the same when they have the same structure: the same kind
+    of descriptor over the same parts, a record by its class and an interface
+    by its class. Never by display name: two records both named ``Point``
+    are different types, in the proxy's checks and in the heap's type ids.
     """
 
     plain = False
     heap = False
     name = "?"
+    _key: tuple
+    _hash: int
 
-    def key(self) -> tuple:
-        return (type(self).__name__, self.name)
+    def _identify(self, *parts) -> None:
+        """Fix what makes this type itself (types are immutable, so once)."""
+        self._key = (type(self), *parts)
+        self._hash = hash(self._key)
 
     def __eq__(self, other):
-        return isinstance(other, ExType) and self.key() == other.key()
+        return self is other or (isinstance(other, ExType) and self._key == other._key)
 
     def __hash__(self):
-        return hash(self.key())
+        return self._hash
 
     def __repr__(self):
         return self.name
@@ -67,12 +76,13 @@ class Scalar(ExType):
     def __init__(self, name: str, dtype):
         self.name = name
         self.dtype = np.dtype(dtype)
+        self._identify(self.dtype.str)
         if self.dtype.kind in "iu":
             info = np.iinfo(self.dtype)
             self.min, self.max = int(info.min), int(info.max)
 
-    def __getitem__(self, shape) -> "Array":
-        return Array(self, shape)
+    def __getitem__(self, shape) -> ExType:
+        return deferred(Array, self, shape)
 
     def coerce(self, value, where: str):
         """Check that a Python value fits this type; return it as numpy."""
@@ -103,13 +113,19 @@ class Array(ExType):
         if not elem.plain:
             raise NotExchangeable(f"{elem}[...]", "array elements must be plain data "
                                   "(scalars, arrays or records), not handles")
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not shape or any(not isinstance(n, int) or n <= 0 for n in shape):
-            raise NotExchangeable(f"{elem}{list(shape)}", "an array size must be a positive int")
+        shape = shape if isinstance(shape, tuple) else (shape,)
+        where = f"{elem.name}[{', '.join(map(repr, shape))}]"
+        if not shape:
+            raise NotExchangeable(where, "an array needs at least one size")
+        shape = tuple(_size(n, where) for n in shape)
+        try:
+            self.dtype = np.dtype((elem.dtype, shape))
+        except (ValueError, OverflowError) as e:
+            raise NotExchangeable(where, f"numpy cannot lay it out: {e}") from None
         self.elem = elem
         self.shape = shape
-        self.dtype = np.dtype((elem.dtype, shape))
         self.name = f"{elem.name}[{', '.join(map(str, shape))}]"
+        self._identify(elem, shape)
 
     def coerce(self, value, where: str):
         arr = np.asarray(value)
@@ -131,9 +147,7 @@ class RecordType(ExType):
         self.fields = fields
         self.name = cls.__name__
         self.dtype = np.dtype([(f, t.dtype) for f, t in fields.items()], align=True)
-
-    def key(self):
-        return ("RecordType", self.cls)
+        self._identify(cls)
 
     def coerce(self, value, where: str):
         if isinstance(value, np.void) and value.dtype == self.dtype:
@@ -164,6 +178,7 @@ class Record:
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
+        check_type_name(cls.__name__, "a Record")
         hints = resolve_annotations(cls.__dict__.get("__annotations__", {}),
                                     vars(sys.modules[cls.__module__]),
                                     {cls.__name__: cls})
@@ -184,8 +199,8 @@ class Record:
             raise NotExchangeable(cls.__name__, "a record needs at least one typed field")
         cls.__extype__ = RecordType(cls, fields)
 
-    def __class_getitem__(cls, shape) -> "Array":
-        return Array(cls, shape)
+    def __class_getitem__(cls, shape) -> ExType:
+        return deferred(Array, cls, shape)
 
 
 # --- heap types --------------------------------------------------------------
@@ -219,6 +234,7 @@ class RRefType(HeapType):
         self.target = _plain_target(target, "RRef")
         self.name = f"RRef[{self.target.name}]"
         self.nbytes = self.target.dtype.itemsize
+        self._identify(self.target)
 
 
 class ContainerType(HeapType):
@@ -229,13 +245,23 @@ class ContainerType(HeapType):
 
     def __init__(self, target, n: int):
         self.target = _plain_target(target, self.kind)
-        if not isinstance(n, int) or n <= 0:
-            raise NotExchangeable(f"{self.kind}[{self.target}, {n}]", "N must be a positive int")
+        n = _size(n, f"{self.kind}[{self.target}, {n!r}]")
         self.n = self.nchild = n
         self.child = RRefType(self.target)
         self.name = f"{self.kind}[{self.target.name}, {n}]"
         self.child_off = HANDLE_BYTES * self.header_words
         self.nbytes = HANDLE_BYTES * (self.header_words + n)
+        self._identify(self.target, n)
+
+    @classmethod
+    def subscript(cls, params) -> ExType:
+        """``RRefArray[T, N]`` / ``RRefDeque[T, N]``, kept as :class:`Rejected` if bad."""
+        def make():
+            if not (isinstance(params, tuple) and len(params) == 2):
+                raise NotExchangeable(f"{cls.kind}[{params!r}]",
+                                      "write it as [T, N]: an item type and a capacity")
+            return cls(exchangeable(params[0]), params[1])
+        return deferred(make)
 
 
 class RRefArrayType(ContainerType):
@@ -260,6 +286,7 @@ class OptionalType(ExType):
     def __init__(self, inner: ExType):
         self.inner = inner
         self.name = f"Optional[{inner.name}]"
+        self._identify(inner)
 
 
 class TupleType(ExType):
@@ -268,23 +295,28 @@ class TupleType(ExType):
     def __init__(self, items: tuple[ExType, ...]):
         self.items = items
         self.name = f"tuple[{', '.join(t.name for t in items)}]"
+        self._identify(items)
 
 
 class InterfaceType(ExType):
-    """A reference to another domain's interface: crosses as a proxy."""
+    """A reference to another domain's interface (the declaring class): crosses as a proxy.
 
-    def __init__(self, iface):
+    A forward reference (``-> "Net"``) is resolved to the class before this is made.
+    """
+
+    def __init__(self, iface: type):
         self.iface = iface
-        self.name = iface if isinstance(iface, str) else iface.__name__
-
-    def key(self):
-        return ("InterfaceType", self.name)
+        self.name = iface.__name__
+        self._identify(iface)
 
 
 class UnitType(ExType):
     """``None``: no value."""
 
     name = "None"
+
+    def __init__(self):
+        self._identify()
 
 
 UNIT = UnitType()
@@ -299,6 +331,7 @@ class BorrowType(ExType):
                                   "RRefDeque) can be borrowed")
         self.inner = inner
         self.name = f"Borrow[{inner.name}]"
+        self._identify(inner)
 
 
 class Rejected(ExType):
@@ -311,10 +344,16 @@ class Rejected(ExType):
     def __init__(self, error: NotExchangeable):
         self.error = error
         self.name = error.type_name
+        self._identify(id(self))  # equal only to itself
 
 
 def deferred(make, *args) -> ExType:
-    """``make(*args)``, or a :class:`Rejected` holding its NotExchangeable."""
+    """``make(*args)``, or a :class:`Rejected` holding its NotExchangeable.
+
+    Every subscript of an exchangeable type (``u8[n]``, ``RRef[T]``,
+    ``RRefDeque[T, N]``, ...) goes through here, so a bad one never raises
+    while a ``def`` line runs, only when the IDL compiler can say where.
+    """
     try:
         return make(*args)
     except NotExchangeable as e:
@@ -362,8 +401,34 @@ def resolve_annotations(annotations: dict, globalns: dict, localns: dict) -> dic
                 ann = eval(ann, globalns, localns)  # noqa: S307 - annotations are code
             except NameError as e:
                 raise NotExchangeable(repr(ann), f"an unresolved name ({e})") from None
+            except Exception as e:  # noqa: BLE001 - any failure is a bad annotation
+                raise NotExchangeable(repr(ann), f"evaluating it failed: {e!r}") from None
         out[name] = ann
     return out
+
+
+def _size(n, where: str) -> int:
+    """An array size or container capacity: a positive int (a bool is not a size)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise NotExchangeable(where, f"a size must be a positive int, not {n!r}")
+    return int(n)
+
+
+# Names of the built-in types (handles are defined in rref.py, Interface in idl.py).
+# A Record or Interface may not take one: messages and generated proxies name types,
+# and a record called ``u8`` would read as the scalar everywhere.
+RESERVED_NAMES = frozenset(
+    {t.name for t in (u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool_)}
+    | {"bool_", "RRef", RRefArrayType.kind, RRefDequeType.kind, Borrow.__name__,
+       Record.__name__, "Interface", "Optional", "Union", "tuple", "None"}
+    | {t.__name__ for t in _REJECTED})
+
+
+def check_type_name(name: str, what: str) -> None:
+    """Refuse a declared type named like a built-in one."""
+    if name in RESERVED_NAMES:
+        raise NotExchangeable(name, f"{what} may not be named '{name}', the name of a "
+                              "built-in type; choose another name")
 
 
 def _describe(ann) -> str:
