@@ -343,3 +343,37 @@ def test_both_tiers_read_a_lent_deque_alike():
     assert k.jit_call(jtally, "item", dq, 4)[0] == RPC_PANIC and not jtally.domain.alive
     assert k.heap.objects().equals(before)   # the lent deque is still the caller's, intact
     k.heap.check_invariants()
+
+
+# --- the jitted tier cleans up a panic by itself --------------------------------
+#
+# jit_call settles a jitted crash in Python afterwards (Kernel._settle_jitted_deaths
+# reclaims again), which would hide a jitted crash path that forgot to reclaim or to
+# mark the callee. Here everything is observed inside jitted code, right after the
+# panic, before any Python runs.
+
+@njit(cache=True)
+def _panic_then_look(k, proxy, callee, state, buf):
+    """Call ``read`` with a block that panics; then, still jitted, look at the heap."""
+    live_before = hp.ctl_of(k)[hp.LIVE_OBJECTS]
+    status, _ = proxy(k, callee, state, np.uint32(100), buf)
+    freed = live_before - hp.ctl_of(k)[hp.LIVE_OBJECTS]
+    again, _ = proxy(k, callee, state, np.uint32(0), 0)
+    return status, freed, again, jit_current(k)
+
+
+def test_a_jitted_panic_is_cleaned_up_by_the_jitted_tier_itself():
+    from redleaf_nb.interfaces.bdev import BDev
+    from redleaf_nb.kernel.idl import jit_proxy
+    k, disk = fresh()
+    dom = disk.domain
+    proxy = jit_proxy(BDev, "read", MemBDev.jit_methods["read"]).fn
+    buf = k.new(Block)
+    k.heap.h.calls[:] = 0                       # depth 0, running as init
+    k.heap.h.calls[1] = k.init.id
+    status, freed, again, current = _panic_then_look(k.heap.k, proxy, dom.id,
+                                                     dom.jit_state_address, buf.handle)
+    assert status == RPC_PANIC
+    assert freed == 1          # the moved buffer, owned by the dead callee, is reclaimed
+    assert again == RPC_DEAD   # the callee is marked dead: never entered again
+    assert current == k.init.id and k.heap.h.calls[0] == 0   # unwound to the caller
