@@ -377,3 +377,84 @@ def test_a_jitted_panic_is_cleaned_up_by_the_jitted_tier_itself():
     assert freed == 1          # the moved buffer, owned by the dead callee, is reclaimed
     assert again == RPC_DEAD   # the callee is marked dead: never entered again
     assert current == k.init.id and k.heap.h.calls[0] == 0   # unwound to the caller
+
+
+# --- one RRef twice in one call: any number of shared borrows, never two moves -----
+
+class Pair(Interface):
+    """Two RRef parameters, crossing by value, by shared borrow, or one of each."""
+
+    def moved(self, a: RRef[u64], b: RRef[u64]) -> u64: ...
+    def shared(self, a: Borrow[RRef[u64]], b: Borrow[RRef[u64]]) -> u64: ...
+    def mixed(self, a: RRef[u64], b: Borrow[RRef[u64]]) -> u64: ...
+
+    @create
+    def make(self) -> "Pair": ...
+
+
+@njit(cache=True)
+def jit_moved(k, state, a, b):
+    caller = jit_current(k)
+    return (hp.data_view(k, a, caller, False).view(np.uint64)[0]
+            + hp.data_view(k, b, caller, False).view(np.uint64)[0])
+
+
+@njit(cache=True)
+def jit_shared(k, state, a, b):
+    """1000 * the borrow count of ``a`` during the call + the two values."""
+    caller = jit_current(k)
+    count = hp.meta_of(k)[hp.slot_of(k, a), hp.BORROWS]
+    return np.uint64(1000 * count + hp.data_view(k, a, caller, False).view(np.uint64)[0]
+                     + hp.data_view(k, b, caller, False).view(np.uint64)[0])
+
+
+class PairImpl(Pair):
+    jit_methods = {"moved": jit_moved, "shared": jit_shared, "mixed": jit_moved}
+
+    def make(self):
+        pass
+
+    def moved(self, a, b):
+        return a.get() + b.get()
+
+    def shared(self, a, b):
+        count = self.domain.kernel.heap.h.meta[a.handle & hp.SLOT_MASK, hp.BORROWS]
+        return 1000 * int(count) + a.get() + b.get()
+
+    mixed = moved
+
+
+def _pair():
+    k = Kernel(heap_bytes=1 << 16, max_objects=16)
+    return k, k.create("pair", PairImpl)
+
+
+def _untouched(k, x, value):
+    """``x`` is still the caller's, unborrowed, with its value; nothing else is live."""
+    assert x.is_live and x.owner == "init" and x.get() == value
+    assert k.heap.objects().borrows.tolist() == [0] and k.calls.stack == []
+    k.heap.check_invariants()
+
+
+def test_one_rref_lent_twice_is_two_shared_borrows_in_both_tiers():
+    k, pair = _pair()
+    x = k.new(u64, 7)
+    assert pair.shared(x, x) == 2000 + 14             # borrow count 2 during the call
+    _untouched(k, x, 7)                               # ... and 0 after
+    assert k.jit_call(pair, "shared", x, x) == (RPC_OK, 2014)
+    _untouched(k, x, 7)
+
+
+@pytest.mark.parametrize("method", ["moved", "mixed"])
+def test_one_rref_moved_and_passed_again_is_refused_before_anything_moves(method):
+    k, pair = _pair()
+    x = k.new(u64, 7)
+    with pytest.raises(ValueError, match=f"Pair.{method}: parameter 'b': the same RRef.u64. "
+                                         "is passed twice in one call, and by value at least "
+                                         "once"):
+        getattr(pair, method)(x, x)
+    _untouched(k, x, 7)
+    assert k.jit_call(pair, method, x, x) == (RPC_BAD_ARG, 0)
+    _untouched(k, x, 7)
+    y = k.new(u64, 5)                                 # two distinct RRefs are fine
+    assert getattr(pair, method)(x, y) == 12 and not x.is_live

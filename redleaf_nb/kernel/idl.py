@@ -387,7 +387,8 @@ def jit_method_source(iface: str, m: Method, status: bool = False) -> str:
         lines += [f"    slot_{n} = check_write(k, {n}, caller)" for n in owned]
         lines += [f"    slot_{n} = check_read(k, {n}, caller)" for n in lent]
         checks = [f"slot_{n} < 0" for n in checked]
-        checks += [f"{a} == {b}" for i, a in enumerate(checked) for b in checked[i + 1:]]
+        # one RRef may be lent any number of times, but never moved and passed again
+        checks += [f"{a} == {b}" for i, a in enumerate(owned) for b in checked[i + 1:]]
         lines += [f"    if {' or '.join(checks)}:",
                   "        jit_pop(k, caller)",
                   f"        return RPC_BAD_ARG, {null}",

@@ -87,7 +87,7 @@ class Continuation:
 
 # --- argument checking and transfer (Python tier) ----------------------------
 
-def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set,
+def check_value(kernel, t: ExType, value, owner: int, where: str, seen: dict,
                 lend: bool = False):
     """Check ``value`` against ``t`` before anything moves; returns the value
     to pass (plain data copied and converted), or raises a clear error.
@@ -103,9 +103,12 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: set,
         if not isinstance(value, Handle) or value.type != t:
             raise TypeError(f"{where}: expected {t.name}, got "
                             f"{value.type.name if isinstance(value, Handle) else type(value).__name__}")
-        if value.handle in seen:
-            raise ValueError(f"{where}: the same {t.name} is passed twice by value")
-        seen.add(value.handle)
+        # any number of shared borrows of one RRef, as in Rust; a move excludes all else
+        before = seen.get(value.handle)    # None: first use; True: lent; False: moved
+        if before is not None and not (lend and before):
+            raise ValueError(f"{where}: the same {t.name} is passed twice in one call, "
+                             "and by value at least once")
+        seen[value.handle] = lend
         check = hp.check_read if lend else hp.check_write
         kernel.heap.check(check(kernel.heap.k, value.handle, owner), value.handle, owner, where)
         return value
@@ -177,7 +180,7 @@ class CallRuntime:
 
     def check_args(self, caller, method: str, args: tuple) -> tuple:
         """Step 2: every argument checked before any moves; returns them converted."""
-        seen: set = set()
+        seen: dict = {}  # handle -> lent (True) or moved (False)
         return tuple(check_value(self.kernel, t, v, caller.id, f"{method}: parameter '{name}'",
                                  seen) for name, t, v in args)
 
@@ -225,7 +228,7 @@ class CallRuntime:
         if not isinstance(ret, RpcError):
             try:
                 ret = check_value(self.kernel, t, ret, cont.callee.id,
-                                  f"{cont.method}: return value", set())
+                                  f"{cont.method}: return value", {})
             except (TypeError, ValueError, hp.HeapError) as bad:
                 return self.unwind(cont, bad)  # a badly typed result is the callee's fault
         self._pop(cont)
