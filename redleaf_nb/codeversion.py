@@ -42,7 +42,8 @@ def code_version(*paths: str | os.PathLike) -> str:
         path = todo.pop()
         if path not in digests:
             st = os.stat(path)
-            digests[path], imported = _read(path, st.st_mtime_ns, st.st_size)
+            digests[path], imported = _read(path, (st.st_ino, st.st_size, st.st_mtime_ns,
+                                                   st.st_ctime_ns))
             todo.extend(imported)
     h = hashlib.sha1()
     for label, digest in sorted((_label(p), d) for p, d in digests.items()):
@@ -104,9 +105,9 @@ def _python_code(data: bytes) -> tuple[bytes, list[ast.AST]]:
 
 
 @functools.lru_cache(maxsize=None)
-def _read(path: str, mtime_ns: int, size: int) -> tuple[str, tuple[str, ...]]:
+def _read(path: str, stat: tuple) -> tuple[str, tuple[str, ...]]:
     """(digest, files of the local modules it imports) of one file, read again
-    whenever it changes on disk (the arguments after ``path`` are for the memo)."""
+    whenever it changes on disk (``stat``: its inode, size and times, for the memo)."""
     data = Path(path).read_bytes()
     if not path.endswith(".py"):
         return _digest(data, ""), ()

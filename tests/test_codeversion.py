@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from redleaf_nb import native
 from redleaf_nb.codeversion import ROOT, code_version, toolkit_files, uncommitted_changes
 
 CODE = '''
@@ -82,3 +83,13 @@ def test_uncommitted_changes_are_the_toolkit_files_whose_code_changed(tmp_path):
     lib.write_text(CODE + "x = 1\n")
     (tmp_path / "redleaf_nb" / "new.py").write_text("y = 2\n")
     assert sorted(uncommitted_changes(tmp_path)) == ["redleaf_nb/lib.py", "redleaf_nb/new.py"]
+
+
+def test_the_c_build_cache_is_keyed_by_the_sources_code_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDLEAF_NB_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "answer.c"
+    source.write_text("int answer(void) { return 42; }\n")
+    first = native.build_shared(source)
+    assert native.build_shared(source) == first
+    source.write_text("int answer(void) { return 43; }\n")
+    assert native.build_shared(source) != first
