@@ -76,14 +76,11 @@ def configure() -> None:
     global _folder, _held
     if _folder is not None:
         return
-    if config.CACHE_DIR:
-        _folder = Path(config.CACHE_DIR)
-        _held = hold(_folder)
-    else:
-        base = Path(os.environ.get("REDLEAF_NB_CACHE", Path.home() / ".cache" / "redleaf_nb"))
-        digest = hashlib.sha1(settings().encode()).hexdigest()[:12]
-        _folder = base / "numba" / f"{numba.__version__}-{digest}"
-        _held = hold(_folder)
+    base = Path(os.environ.get("REDLEAF_NB_CACHE", Path.home() / ".cache" / "redleaf_nb"))
+    digest = hashlib.sha1(settings().encode()).hexdigest()[:12]
+    _folder = Path(config.CACHE_DIR or base / "numba" / f"{numba.__version__}-{digest}")
+    _held = hold(_folder)
+    if not config.CACHE_DIR:     # prune our folders only, never near one the user chose
         prune(_folder.parent)
     Dispatcher.enable_caching = _enable_caching
 
