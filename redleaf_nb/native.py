@@ -2,8 +2,8 @@
 
 Everything C the toolkit runs (the Linux analogs' executables, the hashtable's C
 reference as a shared library for cffi) is built here, once, into
-``$REDLEAF_NB_CACHE/native/`` under a name keyed by the source text, the
-compiler, the flags and what is built.
+``$REDLEAF_NB_CACHE/native/`` under a name keyed by the source's code version
+(:mod:`redleaf_nb.codeversion`), the compiler, the flags and what is built.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from .codeversion import code_version
 
 
 def cache_dir() -> Path:
@@ -22,11 +24,11 @@ def cache_dir() -> Path:
 
 def _build(source: Path, flags: tuple[str, ...], kind: tuple[str, ...], suffix: str) -> Path:
     """Compile ``source`` with gcc and ``flags`` plus the ``kind`` flags (what is built),
-    cached by a hash of all of them and the source text."""
+    cached by a hash of all of them and the source's code version."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise RuntimeError(f"no C compiler found (gcc): install gcc to build {source.name}")
-    key = b"\0".join([source.read_bytes(), cc.encode(), *(f.encode() for f in flags + kind)])
+    key = b"\0".join(x.encode() for x in (code_version(source), cc, *flags, *kind))
     out = cache_dir() / f"{source.stem}-{hashlib.sha1(key).hexdigest()[:12]}{suffix}"
     if not out.exists():
         tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
