@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab clean system-deps
+.PHONY: reproduce test lab mutation clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ reproduce: system-deps $(STAMP)
 
 test: system-deps $(STAMP)
 	$(PY) -m pytest
+
+# deliberate breakages of the heap and the call protocol must turn the suite red
+mutation: $(STAMP)
+	$(PY) scripts/mutation_check.py
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

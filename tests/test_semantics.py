@@ -123,6 +123,53 @@ def test_borrow_bumps_the_count_for_the_call_only(k):
     x.set(10)  # writable again once the borrow ended
 
 
+class Lender(Interface):
+    """Lends an RRef out and, while it is lent, is called back by the borrower."""
+
+    def lend_out(self) -> u32: ...
+    def poke(self) -> u32: ...
+
+
+class LenderImpl(Lender):
+    def lend_out(self):
+        self.x = self.domain.heap.new(u64, 5)
+        refused = self.domain.lookup("borrower").look(self.x)
+        self.x.set(6)                     # the borrow is over: writable again
+        return refused
+
+    def poke(self):
+        """How many of write, free and move the owner was refused while it lent x."""
+        refused = 0
+        for attempt in (lambda: self.x.set(0), self.x.free,
+                        lambda: self.domain.lookup("p1").keep(self.x)):
+            try:
+                attempt()
+            except BorrowError:
+                refused += 1
+        return refused
+
+
+class CallsBack(ProbeImpl):
+    def look(self, x):
+        return self.domain.lookup("lender").poke()
+
+
+def test_an_owner_cannot_write_free_or_move_what_it_has_lent(k):
+    chain(k, 1)
+    lender = k.create("lender", LenderImpl)
+    k.create("borrower", CallsBack, peer_name=0)
+    assert lender.lend_out() == 3
+    objs = k.heap.objects()
+    assert objs.owner_name.tolist() == ["lender"] and objs.borrows.tolist() == [0]
+    k.heap.check_invariants()
+
+
+def test_a_new_object_never_shows_the_bytes_of_a_freed_one(k):
+    old = k.new(u64, 0xDEAD)
+    old.free()
+    assert k.new(u64).get() == 0
+
+
 def test_bad_arguments_raise_in_the_caller_and_nothing_moves(k):
     (p,) = chain(k, 1)
     x = k.new(u64, 3)
