@@ -123,10 +123,10 @@ def test_implementation_must_define_every_method():
 def test_generated_proxies_are_readable(capsys):
     src = BDev.proxy_source()
     for step in ("# 1. is the callee alive", "# 2. check every argument",
-                 "# 3. record the continuation", "# 4. ownership", "# 5. run the callee",
+                 "# 3. ownership", "# 4. record the continuation", "# 5. run the callee",
                  "# 6. pop the continuation"):
         assert step in src
-    assert "rt.lend(cont" in src and "rt.move_in(cont" in src
+    assert "rt.check_and_lend(cont" in src and "rt.check_and_move(cont" in src
     show_proxy(BDev, jit=True)
     jit_src = capsys.readouterr().out
     assert "def BDev_read(k, callee, state, block, data):" in jit_src

@@ -18,7 +18,7 @@ from . import proxy as px
 from .idl import Interface, JitUnsupported, jit_proxy
 from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
-from .types import UNIT, BorrowType, RRefType, Scalar, exchangeable
+from .types import BorrowType, RRefType, Scalar, exchangeable
 
 
 class InjectedFault(RuntimeError):
@@ -115,7 +115,7 @@ class Kernel:
                  max_domains: int = 256):
         self.heap = hp.ExchangeHeap(heap_bytes, max_objects, max_domains)
         self.calls = px.CallRuntime(self)
-        self.domain_heap = DomainHeap(self.heap, lambda: self.calls.current().id)
+        self.domain_heap = DomainHeap(self.heap, self.calls.current_id)
         self._domains: dict[int, Domain] = {}
         self._names: dict[str, px.Proxy] = {}
         self._devices: dict[str, list] = {}  # name -> [device, owner domain id or None]
@@ -175,9 +175,10 @@ class Kernel:
         checked = self.calls.check_args(caller, where, tuple((p.name, p.type, args[p.name])
                                                              for p in params))
         dom = self._new_domain(name, impl_cls, method.name if method else None, dict(args))
-        cont = self.calls.push(caller, dom, where)
+        cont = px.Continuation(caller, dom, where)
         moved = [self.calls.lend(cont, p.type, v) if isinstance(p.type, BorrowType)
                  else self.calls.move_in(cont, p.type, v) for p, v in zip(params, checked)]
+        self.calls.push(cont)
         try:
             impl = impl_cls.__new__(impl_cls)
             impl.domain = dom
@@ -191,7 +192,7 @@ class Kernel:
             err = self.calls.unwind(cont, panic)
             raise DomainCreateError(f"{where} panicked while creating '{name}': {panic!r}; "
                                     "the domain was reclaimed") from err
-        self.calls.finish(cont, UNIT, None)
+        self.calls.finish_unit(cont, None)
         proxy = iface.__proxy_class__(self, dom)
         self._names[name] = proxy
         return proxy

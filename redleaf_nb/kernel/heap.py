@@ -24,7 +24,7 @@ from numba import carray, njit
 from .raw import load, pointer, ring_next, store
 from .state import (D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
                     D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
-from .types import HeapType
+from .types import ExType, HeapType, Scalar
 
 # meta columns
 STATE, GEN, OWNER, TYPE, OFFSET, SIZE, SCLASS, BORROWS, BORROWER, PARENT, \
@@ -618,6 +618,9 @@ class ExchangeHeap:
         if capacity < MIN_CHUNK or max_objects < 1 or max_domains < 2:
             raise ValueError("capacity must be >= 8 bytes, max_objects >= 1, max_domains >= 2")
         self.h, self.k = new_state(capacity, max_objects, max_domains)
+        # the same memory, seen so that reading one word from Python is cheap
+        self._meta_words = memoryview(self.h.meta).cast("B").cast("q")
+        self._scalar_arenas: dict[Scalar, np.ndarray] = {}
         self.names: dict[int, str] = {CONTAINED: "(in a container)"}
         self._types: list[HeapType] = []
         self._type_ids: dict[HeapType, int] = {}
@@ -661,6 +664,16 @@ class ExchangeHeap:
         raise cls(f"{op}: {self.describe(handle)} {what} (caller '{who}')")
 
     # -- operations (caller ids are domain ids) --
+    def move(self, handle: int, caller: int, new_owner: int, op: str = "move") -> int:
+        """Give ``caller``'s object to ``new_owner`` (checked by the kernel); the new handle."""
+        new = move(self.k, handle, caller, new_owner)
+        return new if new >= 0 else self.check(new, handle, caller, op)
+
+    def borrow(self, handle: int, caller: int, borrower: int, op: str = "lend") -> int:
+        """Lend an object ``caller`` owns or borrows to ``borrower``; the previous borrower."""
+        prev = borrow(self.k, handle, caller, borrower)
+        return prev if prev >= 0 else self.check(prev, handle, caller, op)
+
     def alloc(self, t: HeapType, owner: int) -> int:
         child = self.type_id(t.child) if t.child is not None else -1
         h = alloc(self.k, owner, self.type_id(t), t.nbytes, t.child_off, t.nchild, child)
@@ -676,6 +689,40 @@ class ExchangeHeap:
         slot = self.check((check_write if write else check_read)(self.k, handle, caller),
                           handle, caller, op)
         return self._value(slot, write)
+
+    def read(self, handle: int, caller: int, target: ExType):
+        """A copy of an ``RRef[T]``'s value (a numpy scalar, array or record);
+        ``caller`` must own or borrow it."""
+        slot = check_read(self.k, handle, caller)
+        if slot < 0:
+            self.check(slot, handle, caller, "read")
+        if type(target) is Scalar:
+            return self._scalars(target)[self._scalar_index(slot, target)]
+        v = self._value(slot, False)
+        return v[()].copy() if v.ndim == 0 else v.copy()
+
+    def write(self, handle: int, caller: int, target: ExType, value, where: str) -> None:
+        """Overwrite an ``RRef[T]``'s value, type-checked; ``caller`` must own it
+        and not have lent it out."""
+        slot = check_write(self.k, handle, caller)
+        if slot < 0:
+            self.check(slot, handle, caller, "write")
+        if type(target) is Scalar:
+            self._scalars(target)[self._scalar_index(slot, target)] = target.check(value, where)
+        else:
+            self._value(slot, True)[...] = target.coerce(value, where)
+
+    def _scalars(self, t: Scalar) -> np.ndarray:
+        """The arena as an array of ``t`` (objects start on 8-byte boundaries,
+        so every scalar object is one aligned element of it)."""
+        arr = self._scalar_arenas.get(t)
+        if arr is None:
+            arena = self.h.arena
+            arr = self._scalar_arenas[t] = arena[:arena.shape[0] // 8 * 8].view(t.dtype)
+        return arr
+
+    def _scalar_index(self, slot: int, t: Scalar) -> int:
+        return self._meta_words[slot * NMETA + OFFSET] // t.dtype.itemsize
 
     def view_contained(self, parent: int, child: int, caller: int) -> np.ndarray:
         """A read-only view of an ``RRef[T]`` held in the container ``parent``, read in

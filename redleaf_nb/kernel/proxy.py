@@ -5,8 +5,9 @@ generates is short because every step of the protocol lives here:
 
 1. check that the callee (and the caller) are alive;
 2. check every argument before anything moves (types, ownership);
-3. record a continuation, so a panic unwinds back to this call;
-4. move by-value ``RRef`` arguments to the callee, lend borrowed ones;
+3. move by-value ``RRef`` arguments to the callee, lend borrowed ones
+   (a lone ``RRef`` argument is checked and moved by one heap kernel);
+4. record a continuation, so a panic unwinds back to this call;
 5. run the callee; a panic (any exception) crashes the callee and becomes
    an :class:`RpcError` *value* for the caller;
 6. pop the continuation and move returned ``RRef`` s to the caller.
@@ -17,7 +18,6 @@ The jitted tier does the same in ``@njit`` kernels over
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from numba import njit
 
 from . import heap as hp
@@ -75,14 +75,32 @@ class Proxy:
                 f"({self._domain.state})>")
 
 
-@dataclass
 class Continuation:
-    """Where a panic in ``callee`` unwinds to: this call, in ``caller``."""
+    """Where a panic in ``callee`` unwinds to: this call, in ``caller``.
 
-    caller: object
-    callee: object
-    method: str
-    lent: list = field(default_factory=list)  # (handle, previous borrower)
+    ``lent`` lists (handle, previous borrower) of what the call borrowed;
+    None until something is lent (most calls lend nothing).
+    """
+
+    __slots__ = ("caller", "callee", "method", "lent")
+
+    def __init__(self, caller, callee, method: str):
+        self.caller, self.callee, self.method, self.lent = caller, callee, method, None
+
+
+class _Stacks(threading.local):
+    """One continuation stack per thread (``local`` runs ``__init__`` in each)."""
+
+    def __init__(self):
+        self.stack: list[Continuation] = []
+
+
+def check_handle(t: HeapType, value, where: str) -> None:
+    """A heap argument must be a handle object of exactly type ``t``."""
+    vt = getattr(value, "type", None) if isinstance(value, Handle) else None
+    if vt is not t and vt != t:
+        raise TypeError(f"{where}: expected {t.name}, got "
+                        f"{vt.name if vt is not None else type(value).__name__}")
 
 
 # --- argument checking and transfer (Python tier) ----------------------------
@@ -100,9 +118,7 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: dict,
     if isinstance(t, (Scalar, Array, RecordType)):
         return t.coerce(value, where)
     if isinstance(t, HeapType):
-        if not isinstance(value, Handle) or value.type != t:
-            raise TypeError(f"{where}: expected {t.name}, got "
-                            f"{value.type.name if isinstance(value, Handle) else type(value).__name__}")
+        check_handle(t, value, where)
         # any number of shared borrows of one RRef, as in Rust; a move excludes all else
         before = seen.get(value.handle)    # None: first use; True: lent; False: moved
         if before is not None and not (lend and before):
@@ -137,9 +153,7 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: dict,
 def transfer(kernel, t: ExType, value, src: int, dst: int):
     """Move the heap objects inside a checked ``value`` from ``src`` to ``dst``."""
     if isinstance(t, HeapType):
-        new = kernel.heap.check(hp.move(kernel.heap.k, value.handle, src, dst),
-                                value.handle, src, "move")
-        return wrap(kernel.domain_heap, new, t)
+        return wrap(kernel.domain_heap, kernel.heap.move(value.handle, src, dst), t)
     if isinstance(t, OptionalType):
         return None if value is None else transfer(kernel, t.inner, value, src, dst)
     if isinstance(t, TupleType):
@@ -150,30 +164,42 @@ def transfer(kernel, t: ExType, value, src: int, dst: int):
 # --- the protocol steps, called by generated proxies -------------------------
 
 class CallRuntime:
-    """Per-kernel state of the Python tier's calls: one continuation stack per thread."""
+    """Per-kernel state of the Python tier's calls: one continuation stack per thread.
+
+    The generated proxies call these steps in order. They read domain states
+    through a memoryview of the kernel's ``domains`` array (the jitted tier's
+    very words, read without numpy's per-element cost), and pass a lone
+    ``RRef`` argument or result with one heap kernel that checks and moves.
+    """
 
     def __init__(self, kernel):
         self.kernel = kernel
-        self._tls = threading.local()
+        self._tls = _Stacks()
+        self._states = memoryview(kernel.heap.h.domains)
+        self._heap = kernel.heap
 
     @property
     def stack(self) -> list[Continuation]:
-        s = getattr(self._tls, "stack", None)
-        if s is None:
-            s = self._tls.stack = []
-        return s
+        return self._tls.stack
 
     def current(self):
         """The domain this thread is running in (``init`` at top level)."""
-        s = self.stack
+        s = self._tls.stack
         return s[-1].callee if s else self.kernel.init
 
-    def enter(self, callee, method: str):
-        """Step 1: the caller, or None if the callee is dead (caller gets RpcError)."""
-        caller = self.current()
-        if not caller.alive:
+    def current_id(self) -> int:
+        """The id of :meth:`current`: the owner of what code here allocates."""
+        s = self._tls.stack
+        return s[-1].callee.id if s else self.kernel.init.id
+
+    def enter(self, callee, method: str) -> Continuation | None:
+        """Step 1: the call's continuation, or None if the callee is dead
+        (the caller gets RpcError). A caller that died meanwhile unwinds."""
+        s = self._tls.stack
+        caller = s[-1].callee if s else self.kernel.init
+        if self._states[caller.id] != ALIVE:
             raise DomainUnwind(caller.id)
-        return caller if callee.alive else None
+        return Continuation(caller, callee, method) if self._states[callee.id] == ALIVE else None
 
     def refused(self, callee, method: str) -> RpcError:
         return RpcError(callee.name, method, f"the domain is {callee.state}")
@@ -184,29 +210,45 @@ class CallRuntime:
         return tuple(check_value(self.kernel, t, v, caller.id, f"{method}: parameter '{name}'",
                                  seen) for name, t, v in args)
 
-    def push(self, caller, callee, method: str) -> Continuation:
+    def push(self, cont: Continuation) -> Continuation:
         """Step 3: record the continuation (RedLeaf's trampoline)."""
-        cont = Continuation(caller, callee, method)
-        self.stack.append(cont)
+        self._tls.stack.append(cont)
         return cont
 
     def move_in(self, cont: Continuation, t: ExType, value):
-        """Step 4: a by-value argument now belongs to the callee."""
+        """Step 4: a checked by-value argument now belongs to the callee."""
         return transfer(self.kernel, t, value, cont.caller.id, cont.callee.id)
 
-    def lend(self, cont: Continuation, t: BorrowType, value):
-        """Step 4: a borrowed argument is lent to the callee for this call."""
-        h = self.kernel.heap
-        prev = h.check(hp.borrow(h.k, value.handle, cont.caller.id, cont.callee.id),
-                       value.handle, cont.caller.id, f"{cont.method}: lend")
+    def lend(self, cont: Continuation, t: BorrowType, value, where: str = "lend"):
+        """Step 4: a borrowed argument is lent to the callee for this call
+        (the kernel checks that the caller owns or borrows it)."""
+        h = self._heap
+        src = cont.caller.id
+        prev = h.borrow(value.handle, src, cont.callee.id, where)
+        if cont.lent is None:
+            cont.lent = []
         cont.lent.append((value.handle, prev))
         return value
 
+    def check_and_move(self, cont: Continuation, t: HeapType, value, where: str):
+        """Steps 2 and 4 for a method whose only heap argument is this by-value
+        one: the heap's move kernel checks ownership and moves in one call."""
+        check_handle(t, value, where)
+        new = self._heap.move(value.handle, cont.caller.id, cont.callee.id, where)
+        return wrap(self.kernel.domain_heap, new, t)
+
+    def check_and_lend(self, cont: Continuation, t: BorrowType, value, where: str):
+        """Steps 2 and 4 for a method whose only heap argument is this borrowed one."""
+        check_handle(t.inner, value, where)
+        return self.lend(cont, t, value, where)
+
     def _pop(self, cont: Continuation):
-        popped = self.stack.pop()
-        assert popped is cont, "continuation stack out of order"
-        for handle, prev in reversed(cont.lent):
-            hp.release(self.kernel.heap.k, handle, prev)  # stale if the owner died: fine
+        popped = self._tls.stack.pop()
+        if popped is not cont:
+            raise RuntimeError("continuation stack out of order")  # pragma: no cover
+        if cont.lent:
+            for handle, prev in reversed(cont.lent):
+                hp.release(self._heap.k, handle, prev)  # stale if the owner died: fine
 
     def unwind(self, cont: Continuation, panic: BaseException) -> RpcError:
         """Step 5: the callee panicked: crash it, unwind here, return RpcError."""
@@ -218,6 +260,13 @@ class CallRuntime:
             raise DomainUnwind(cont.caller.id)
         return RpcError(callee.name, cont.method, callee.crash_reason or callee.state,
                         cause=panic if not isinstance(panic, DomainUnwind) else None)
+
+    def _returned(self, cont: Continuation):
+        """The call is over: pop it; a caller that died meanwhile gets nothing."""
+        self._pop(cont)
+        if self._states[cont.caller.id] != ALIVE:
+            self.kernel.reclaim(cont.caller)
+            raise DomainUnwind(cont.caller.id)
 
     def finish(self, cont: Continuation, t: ExType, ret):
         """Step 6: pop the continuation; the result's RRefs move to the caller.
@@ -231,12 +280,29 @@ class CallRuntime:
                                   f"{cont.method}: return value", {})
             except (TypeError, ValueError, hp.HeapError) as bad:
                 return self.unwind(cont, bad)  # a badly typed result is the callee's fault
-        self._pop(cont)
-        if not isinstance(ret, RpcError):
             ret = transfer(self.kernel, t, ret, cont.callee.id, cont.caller.id)
-        if not cont.caller.alive:  # died while the call was out: nothing may leak to it
-            self.kernel.reclaim(cont.caller)
-            raise DomainUnwind(cont.caller.id)
+        self._returned(cont)
+        return ret
+
+    def finish_unit(self, cont: Continuation, ret):
+        """Step 6 for a method that returns nothing."""
+        if ret is not None and not isinstance(ret, RpcError):
+            return self.unwind(cont, TypeError(f"{cont.method}: return value: expected None, "
+                                               f"got {type(ret).__name__}"))
+        self._returned(cont)
+        return ret
+
+    def finish_move(self, cont: Continuation, t: HeapType, ret):
+        """Step 6 for a method that returns one RRef: one kernel checks and moves it."""
+        if not isinstance(ret, RpcError):
+            try:
+                check_handle(t, ret, f"{cont.method}: return value")
+                new = self._heap.move(ret.handle, cont.callee.id, cont.caller.id,
+                                      f"{cont.method}: return value")
+            except (TypeError, hp.HeapError) as bad:
+                return self.unwind(cont, bad)
+            ret = wrap(self.kernel.domain_heap, new, t)
+        self._returned(cont)
         return ret
 
 

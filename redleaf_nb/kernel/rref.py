@@ -75,13 +75,12 @@ class RRef(Handle):
 
     def get(self):
         """A copy of the value (a numpy scalar, array or record)."""
-        v = self._heap.heap.view(self.handle, self._caller)
-        return v[()].copy() if v.ndim == 0 else v.copy()
+        return self._heap.heap.read(self.handle, self._heap.current(), self.type.target)
 
     def set(self, value) -> None:
         """Overwrite the value (type-checked; the caller must own it)."""
-        v = self._heap.heap.view(self.handle, self._caller, write=True)
-        v[...] = self.type.target.coerce(value, f"set {self.type.name}")
+        self._heap.heap.write(self.handle, self._heap.current(), self.type.target, value,
+                              f"set {self.type.name}")
 
     def __getitem__(self, index):
         return self._heap.heap.view(self.handle, self._caller)[index].copy()

@@ -84,23 +84,30 @@ class Scalar(ExType):
     def __getitem__(self, shape) -> ExType:
         return deferred(Array, self, shape)
 
-    def coerce(self, value, where: str):
-        """Check that a Python value fits this type; return it as numpy."""
-        if self.dtype == np.bool_:
+    def check(self, value, where: str):
+        """Check that a Python or numpy value fits this type; return it unconverted
+        (what a numpy array of this dtype may store as is)."""
+        kind = self.dtype.kind
+        if kind == "b":
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{where}: expected bool, got {type(value).__name__}")
-            return np.bool_(value)
-        if self.dtype.kind in "iu":
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            return value
+        if kind in "iu":
+            if type(value) is not int and (isinstance(value, (bool, np.bool_))
+                                           or not isinstance(value, (int, np.integer))):
                 raise TypeError(f"{where}: expected an integer for {self.name}, "
                                 f"got {type(value).__name__}")
-            if not self.min <= int(value) <= self.max:
+            if not self.min <= value <= self.max:
                 raise ValueError(f"{where}: {value} is out of range for {self.name} "
                                  f"[{self.min}, {self.max}]")
-            return self.dtype.type(value)
+            return value
         if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
             raise TypeError(f"{where}: expected a number for {self.name}, got {type(value).__name__}")
-        return self.dtype.type(value)
+        return value
+
+    def coerce(self, value, where: str):
+        """Check that a Python value fits this type; return it as numpy."""
+        return self.dtype.type(self.check(value, where))
 
 
 class Array(ExType):
