@@ -302,7 +302,7 @@ def test_a_bad_size_says_why():
 
 
 @pytest.mark.parametrize("name", ["rt", "callee", "cont", "ret", "k", "state", "status", "move",
-                                  "load", "kernel", "Exception", "slot_x", "lent_data", "P_put"])
+                                  "load", "me", "Exception", "slot_x", "lent_data", "P_put"])
 def test_a_parameter_may_not_take_a_name_the_generated_proxies_use(name):
     # e.g. a parameter 'rt' was overwritten by the Python proxy's own 'rt' before it was
     # checked; 'k' is a duplicate argument of the jitted proxy; 'load' breaks the shadow

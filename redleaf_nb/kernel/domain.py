@@ -7,6 +7,13 @@ and on a crash or termination marks it dead, reclaims everything it owned
 (exchange-heap objects, claimed devices) and lets its private state go.
 Threads still inside a dead domain are unwound at their next proxy
 boundary, to the continuation of the call that entered it.
+
+A domain's id is a handle like an RRef's, ``(generation << 32) | slot``: the
+slot indexes the kernel's ``domains`` array, whose word holds the slot's
+current generation and state. A dead domain's slot is recycled (once it is
+reclaimed) with the next generation, so a kernel survives any number of
+restarts, and whatever still names the dead incarnation (a proxy, a jitted
+state word, an owner or borrower word in the heap) no longer matches.
 """
 from __future__ import annotations
 
@@ -29,6 +36,11 @@ class DomainCreateError(RuntimeError):
     """A domain's ``@create`` method panicked; the half-made domain was reclaimed."""
 
 
+def domain_word(domain_id: int, state: int) -> int:
+    """The ``domains`` word of a domain in ``state``: its generation, and the state."""
+    return (domain_id >> 32 << 32) | state
+
+
 class Domain:
     """One domain: identity, implementation instance, lifecycle state."""
 
@@ -36,6 +48,9 @@ class Domain:
                  factory=None, create_args: dict | None = None):
         self.kernel = kernel
         self.id = id
+        self.slot = id & hp.SLOT_MASK
+        self._alive_word = domain_word(id, px.ALIVE)
+        self._final_state: str | None = None   # kept when the slot is recycled
         self.name = name
         self.impl_cls = impl_cls
         self.iface = impl_cls.declared() if impl_cls else None
@@ -62,11 +77,14 @@ class Domain:
 
     @property
     def state(self) -> str:
-        return px.STATE_NAMES[int(self.kernel.heap.h.domains[self.id])]
+        word = int(self.kernel.heap.h.domains[self.slot])
+        if word >> 32 != self.id >> 32:
+            return self._final_state  # the slot holds a later incarnation
+        return px.STATE_NAMES[word & hp.SLOT_MASK]
 
     @property
     def alive(self) -> bool:
-        return self.kernel.heap.h.domains[self.id] == px.ALIVE
+        return self.kernel.heap.h.domains[self.slot] == self._alive_word
 
     @property
     def heap(self) -> DomainHeap:
@@ -116,21 +134,32 @@ class Kernel:
         self.heap = hp.ExchangeHeap(heap_bytes, max_objects, max_domains)
         self.calls = px.CallRuntime(self)
         self.domain_heap = DomainHeap(self.heap, self.calls.current_id)
-        self._domains: dict[int, Domain] = {}
+        self._domains: dict[int, Domain] = {}   # slot -> its latest incarnation
+        self._free_slots: list[int] = []        # slots of dead, reclaimed domains
         self._names: dict[str, px.Proxy] = {}
         self._devices: dict[str, list] = {}  # name -> [device, owner domain id or None]
         self.init = self._new_domain("init")
 
     # -- creation --
     def _new_domain(self, name: str, impl_cls=None, factory=None, args=None) -> Domain:
-        did = len(self._domains) + 1  # ids are never reused; 0 means "in a container"
-        if did >= len(self.heap.h.domains):
-            raise RuntimeError(f"no more domain ids: this kernel allows "
-                               f"{len(self.heap.h.domains) - 1} domains (max_domains)")
-        d = Domain(self, did, name, impl_cls, factory, args)
-        self._domains[did] = d
-        self.heap.h.domains[did] = px.ALIVE
-        self.heap.names[did] = name
+        words = self.heap.h.domains
+        if not self._free_slots:
+            self._settle_jitted_deaths("panic in a jitted call")  # their slots become free
+        if self._free_slots:
+            slot = self._free_slots.pop()
+            old = self._domains[slot]
+            old._final_state = old.state
+            self.heap.names.pop(old.id, None)
+        elif len(self._domains) + 1 < len(words):
+            slot = len(self._domains) + 1  # slot 0 means "in a container"
+        else:
+            raise RuntimeError(f"no more domain ids: this kernel allows {len(words) - 1} "
+                               "live domains at once (max_domains)")
+        gen = (int(words[slot]) >> 32) % ((1 << 31) - 1) + 1   # 1, 2, ..., 2**31 - 1, 1, ...
+        d = Domain(self, (gen << 32) | slot, name, impl_cls, factory, args)
+        self._domains[slot] = d
+        words[slot] = d._alive_word
+        self.heap.names[d.id] = name
         return d
 
     def create(self, name: str, impl_cls: type, *, factory: str | None = None, **args):
@@ -251,10 +280,16 @@ class Kernel:
             raise ValueError("the init domain cannot be crashed or terminated")
         if not dom.alive:
             return
-        self.heap.h.domains[dom.id] = state
+        self.heap.h.domains[dom.slot] = domain_word(dom.id, state)
         dom.crash_reason = reason
+        self._bury(dom)
+
+    def _bury(self, dom: Domain) -> None:
+        """The last of a death: reclaim, drop the private heap, free the slot for reuse
+        (only now: nothing of the dead incarnation is left under its id)."""
         self.reclaim(dom)
         dom.impl = None  # the private heap goes with the domain
+        self._free_slots.append(dom.slot)
 
     def reclaim(self, dom: Domain) -> int:
         """Free every heap object and device a (dead) domain owns; objects freed."""
@@ -291,7 +326,7 @@ class Kernel:
         dev, owner = self._devices[name]
         if owner is not None and owner != dom.id:
             raise PermissionError(f"device '{name}' is claimed by domain "
-                                  f"'{self._domains[owner].name}'")
+                                  f"'{self._domains[owner & hp.SLOT_MASK].name}'")
         self._devices[name][1] = dom.id
         dom.devices.add(name)
         return dev
@@ -340,8 +375,7 @@ class Kernel:
         for d in self._domains.values():
             if not d.alive and d.impl is not None:
                 d.crash_reason = reason
-                self.reclaim(d)
-                d.impl = None
+                self._bury(d)
 
     # -- inspection --
     def new(self, t, value=None) -> Handle:

@@ -779,11 +779,11 @@ class ExchangeHeap:
         """Live objects and bytes per owner (a scan of the metadata, as RedLeaf's reclaim)."""
         m = self.h.meta
         live = m[:, STATE] == LIVE
-        owners = m[live, OWNER]
-        objects = np.bincount(owners)
-        nbytes = np.bincount(owners, weights=m[live, SIZE]).astype(np.int64)
-        rows = [(self.names.get(int(d), int(d)), int(d), int(objects[d]), int(nbytes[d]))
-                for d in np.flatnonzero(objects)]
+        owners, index = np.unique(m[live, OWNER], return_inverse=True)  # ids are handles
+        objects = np.bincount(index, minlength=len(owners))
+        nbytes = np.bincount(index, weights=m[live, SIZE], minlength=len(owners))
+        rows = [(self.names.get(int(d), int(d)), int(d), int(n), int(b))
+                for d, n, b in zip(owners, objects, nbytes)]
         return pd.DataFrame(rows, columns=["domain", "id", "objects", "bytes"])
 
     def check_invariants(self) -> None:

@@ -27,7 +27,9 @@ from .state import D_CALLS, D_CONTS, D_DOMAINS, MAX_CONT
 from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
                     RecordType, Scalar, TupleType, UnitType)
 
-# domain states, shared by both tiers (the kernel's ``domains`` array)
+# domain states, shared by both tiers: the low half of a slot's word in the kernel's
+# ``domains`` array, whose high half is the generation of the slot's latest domain
+# (a domain id is ``(generation << 32) | slot``, see domain.py)
 UNUSED, ALIVE, CRASHED, TERMINATED = 0, 1, 2, 3
 STATE_NAMES = {UNUSED: "unused", ALIVE: "alive", CRASHED: "crashed", TERMINATED: "terminated"}
 
@@ -197,9 +199,11 @@ class CallRuntime:
         (the caller gets RpcError). A caller that died meanwhile unwinds."""
         s = self._tls.stack
         caller = s[-1].callee if s else self.kernel.init
-        if self._states[caller.id] != ALIVE:
+        if self._states[caller.slot] != caller._alive_word:
             raise DomainUnwind(caller.id)
-        return Continuation(caller, callee, method) if self._states[callee.id] == ALIVE else None
+        if self._states[callee.slot] != callee._alive_word:
+            return None
+        return Continuation(caller, callee, method)
 
     def refused(self, callee, method: str) -> RpcError:
         return RpcError(callee.name, method, f"the domain is {callee.state}")
@@ -264,7 +268,7 @@ class CallRuntime:
     def _returned(self, cont: Continuation):
         """The call is over: pop it; a caller that died meanwhile gets nothing."""
         self._pop(cont)
-        if self._states[cont.caller.id] != ALIVE:
+        if self._states[cont.caller.slot] != cont.caller._alive_word:
             self.kernel.reclaim(cont.caller)
             raise DomainUnwind(cont.caller.id)
 
@@ -316,8 +320,14 @@ RPC_STATUS = {RPC_OK: "ok", RPC_DEAD: "callee is dead", RPC_PANIC: "callee panic
 
 
 @njit(cache=True, inline="always")
+def _is_alive(dp, domain):
+    """Is ``domain`` (an id: generation and slot) the live domain of its slot?"""
+    return load(dp, domain & 0xFFFFFFFF) == (domain >> 32 << 32) | ALIVE
+
+
+@njit(cache=True, inline="always")
 def jit_alive(k, domain):
-    return load(load(k, D_DOMAINS), domain) == ALIVE
+    return _is_alive(load(k, D_DOMAINS), domain)
 
 
 @njit(cache=True, inline="always")
@@ -330,7 +340,7 @@ def jit_current(k):
 def _push(dp, kp, cp, callee):
     d = load(kp, DEPTH)
     out = -RPC_DEAD
-    if load(dp, callee) == ALIVE:
+    if _is_alive(dp, callee):
         out = -RPC_TOO_DEEP
         if d < MAX_CONT:
             out = load(kp, CURRENT)
@@ -369,7 +379,6 @@ def jit_crash(k, callee, caller):
     died while its call was out are freed here, where its unwind lands.
     """
     jit_pop(k, caller)
-    domains = load(k, D_DOMAINS)
-    if load(domains, callee) == ALIVE:
-        store(domains, callee, CRASHED)
+    if jit_alive(k, callee):
+        store(load(k, D_DOMAINS), callee & 0xFFFFFFFF, (callee >> 32 << 32) | CRASHED)
     hp.reclaim(k, callee)

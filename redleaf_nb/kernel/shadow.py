@@ -10,30 +10,48 @@ An in-flight request is retried, never silently dropped: by-value ``RRef[T]``
 arguments moved into the dead driver were reclaimed with it, so the shadow
 keeps a copy of each before forwarding (RedLeaf's bdev shadow re-allocates
 the lost buffer the same way). Borrowed arguments still belong to the caller
-and are simply lent again. Requests whose by-value arguments cannot be
-copied (containers, optionals) are *reported* with ``RpcError`` after the
-restart. Restarts follow an Erlang/OTP-style intensity limit: at most
-``max_restarts`` within ``period`` seconds, after which errors are reported.
+and are simply lent again, and a request that never entered the driver (it
+was already dead) still has all its arguments. Requests whose by-value
+arguments went down with the driver and cannot be copied (containers,
+optionals; in the jitted tier, every by-value RRef) are *reported* with
+``RpcError`` after the restart. A reported request leaves nothing behind:
+what the shadow still holds of its arguments is freed.
+
+Restarts follow an Erlang/OTP-style intensity limit: at most
+``max_restarts`` within ``period`` seconds, after which errors are reported
+until the period has passed. A restart whose ``@create`` panics counts as an
+attempt and is tried again while the policy allows; the shadow itself never
+crashes for it. Both tiers restart through :meth:`ShadowBase._recover` (the
+jitted tier calls it through ``objmode``: re-creating a domain is the Python
+tier's job), so they share one policy, one clock and one set of statistics.
 """
 from __future__ import annotations
 
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
+from numba import njit, objmode
 
+from . import heap as hp
 from .idl import Method, callee_source, load_generated
-from .proxy import RpcError
-from .types import RRefType
+from .proxy import RpcError, jit_current
+from .raw import load
+from .types import HeapType, OptionalType, RRefType, TupleType
 
 
 @dataclass
 class RestartPolicy:
-    """How often a shadow may restart its driver (OTP: intensity and period)."""
+    """How often a shadow may restart its driver (OTP: intensity and period).
+
+    ``clock`` gives the time in seconds; tests pass one they set by hand."""
 
     max_restarts: int = 5
     period: float = 1.0
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self):
         if self.max_restarts < 0 or self.period <= 0:
@@ -43,10 +61,22 @@ class RestartPolicy:
 @dataclass
 class ShadowStats:
     calls: int = 0
-    restarts: int = 0
+    restarts: int = 0          # attempts, each counted by the policy
+    failed_restarts: int = 0   # attempts whose @create panicked
     retried: int = 0
     reported: int = 0
     restart_ns: list = field(default_factory=list)
+
+
+def _free_owned(k: int, t, value, owner: int) -> None:
+    """Free the heap objects in ``value`` that ``owner`` still owns (moved ones are stale)."""
+    if isinstance(t, HeapType):
+        hp.free(k, value.handle, owner)   # an error status means: not ours any more
+    elif isinstance(t, OptionalType) and value is not None:
+        _free_owned(k, t.inner, value, owner)
+    elif isinstance(t, TupleType):
+        for it, v in zip(t.items, value):
+            _free_owned(k, it, v, owner)
 
 
 class ShadowBase:
@@ -58,18 +88,41 @@ class ShadowBase:
 
     def _setup(self, target: str, policy: RestartPolicy):
         self.target, self.policy, self.stats = target, policy, ShadowStats()
-        self._recent: list[float] = []
+        self._recent: deque[float] = deque()   # times of the restarts in the period
         kernel, driver = self.domain.kernel, self.domain.kernel.lookup(target).domain
         _KERNELS[id(kernel)] = kernel
-        self.domain.set_jit_state(np.array([driver.id, 0, policy.max_restarts, id(kernel),
-                                            driver.jit_state_address], np.int64))
+        self.domain.set_jit_state(np.array([driver.id, 0, id(kernel), driver.jit_state_address],
+                                           np.int64))
 
     def _may_restart(self) -> bool:
-        now = time.monotonic()
-        self._recent = [t for t in self._recent if now - t < self.policy.period]
+        now = self.policy.clock()
+        while self._recent and now - self._recent[0] >= self.policy.period:
+            self._recent.popleft()
         if len(self._recent) >= self.policy.max_restarts:
             return False
         self._recent.append(now)
+        return True
+
+    def _recover(self) -> bool:
+        """Bring the driver back, restarting it while the policy allows (a restart
+        whose @create panics is one attempt); False once the policy gives up.
+        Both tiers recover here; the jitted state follows the driver's new id."""
+        kernel = self.domain.kernel
+        from .domain import DomainCreateError  # domain.py imports this module
+        driver = kernel.lookup(self.target).domain
+        while not driver.alive:
+            if not self._may_restart():
+                return False
+            self.stats.restarts += 1
+            t0 = time.perf_counter_ns()
+            try:
+                driver = kernel.recreate(self.target).domain
+            except DomainCreateError:
+                self.stats.failed_restarts += 1
+            self.stats.restart_ns.append(time.perf_counter_ns() - t0)
+        state = self.domain.jit_state
+        state[CTL_DRIVER], state[CTL_STATE] = driver.id, driver.jit_state_address
+        state[CTL_RESTARTS] = self.stats.restarts
         return True
 
     def _copy_args(self, m: Method, args: tuple):
@@ -84,60 +137,70 @@ class ShadowBase:
                 return None
         return tuple(out)
 
+    def _drop(self, m: Method, args) -> None:
+        """Free what the shadow still owns of a request's by-value arguments."""
+        if args is not None:
+            k, me = self.domain.kernel.heap.k, self.domain.id
+            for p, a in zip(m.params, args):
+                if p.mode == "move":
+                    _free_owned(k, p.type, a, me)
+
     def _forward(self, m: Method, args: tuple):
         self.stats.calls += 1
         kernel = self.domain.kernel
-        copies = any(p.mode == "move" for p in m.params)
-        spare = self._copy_args(m, args) if copies else args
+        moves = any(p.mode == "move" for p in m.params)
+        spare = None
         while True:
-            r = getattr(kernel.lookup(self.target), m.name)(*args)
-            if not isinstance(r, RpcError):
-                break
-            if not self._may_restart():
+            driver = kernel.lookup(self.target)
+            entered = moves and driver.domain.alive  # a dead driver is refused: args stay ours
+            if entered:
+                spare = self._copy_args(m, args)
+            r = getattr(driver, m.name)(*args)
+            if not isinstance(r, RpcError) or driver.domain.alive:
+                self._drop(m, spare)
+                return r   # done, or a failure behind the driver, which it survived
+            if entered:
+                args, spare = spare, None   # the by-value args went down with the driver
+            if not self._recover() or args is None:
                 self.stats.reported += 1
-                break
-            t0 = time.perf_counter_ns()
-            kernel.recreate(self.target)
-            self.stats.restart_ns.append(time.perf_counter_ns() - t0)
-            self.stats.restarts += 1
-            if spare is None:
-                self.stats.reported += 1
-                break
+                self._drop(m, args)
+                return r
             self.stats.retried += 1
-            args = spare
-            spare = self._copy_args(m, args) if copies else args
-        if copies and spare is not None:
-            for p, a in zip(m.params, spare):
-                if p.mode == "move":
-                    a.free()
-        return r
 
 
 # --- the jitted tier -----------------------------------------------------------
 #
 # A jitted shadow is an @njit function per method, generated for the driver
 # implementation it guards: it calls the driver through the driver's bound
-# proxy and, when the call fails, restarts the driver (through an objmode
-# call back into the kernel: re-creating a domain is the Python tier's job)
-# and retries. Its jitted state is an int64 array: the driver's domain id,
-# the restarts so far, the restart limit, the kernel's key and the address of
-# the driver's own jitted state. The jitted tier's limit counts restarts over
-# the shadow's life (no period). Requests with by-value RRef arguments cannot
-# be retried (the arguments went down with the driver): after the restart
-# they are reported as RPC_PANIC. A shadow's methods return (status, result)
+# proxy and, when the driver died, recovers it (through an objmode call of
+# ShadowBase._recover, the Python tier's restart and policy) and retries.
+# Its jitted state is an int64 array: the driver's domain id, the restarts so
+# far, the kernel's key and the address of the driver's own jitted state.
+# Requests with by-value RRef arguments that entered the driver cannot be
+# retried (the arguments went down with it): after the restart they are
+# reported as RPC_PANIC. A shadow's methods return (status, result)
 # (``reports_status``), so the proxy in front of it passes the status on
 # without crashing the shadow, which lives on for the next request.
 
-CTL_DRIVER, CTL_RESTARTS, CTL_LIMIT, CTL_KERNEL, CTL_STATE = range(5)
+CTL_DRIVER, CTL_RESTARTS, CTL_KERNEL, CTL_STATE = range(4)
 _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 
 
-def jit_restart(kernel_key: int, driver_id: int) -> tuple[int, int]:
-    """Re-create a crashed driver for a jitted shadow: its new id and state address."""
+def jit_recover(kernel_key: int, shadow_id: int) -> int:
+    """For a jitted shadow: finish the crash its call saw and bring its driver back
+    (:meth:`ShadowBase._recover`); 1 if the driver is alive, 0 if the policy gave up."""
     kernel = _KERNELS[kernel_key]
     kernel._settle_jitted_deaths("panic in a jitted call through a shadow")
-    new = kernel.recreate(kernel._domains[int(driver_id)].name).domain
-    return new.id, new.jit_state_address
+    return int(kernel._domains[shadow_id & hp.SLOT_MASK].impl._recover())
+
+
+@njit(cache=True)
+def recover_driver(k, state):
+    """A jitted shadow's driver died: recover it; whether it is alive again."""
+    kernel, me = load(state, CTL_KERNEL), jit_current(k)
+    with objmode(up="int64"):
+        up = jit_recover(kernel, me)
+    return up != 0
 
 
 def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
@@ -145,27 +208,28 @@ def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
     recovery kept in a function of its own (restart, retry or report), so
     that the fast path stays as cheap as a plain forwarding call."""
     args = "".join(", " + p.name for p in m.params)
-    retry = all(p.mode != "move" for p in m.params)
+    moved = [p.name for p in m.params if p.mode == "move"]
     call = (f"driver_{m.name}(k, load(state, {CTL_DRIVER}), load(state, {CTL_STATE}){args})")
-    null = "(" + ", ".join("0" for _ in m.ret.items) + ",)" if hasattr(m.ret, "items") else "0"
-    restart = [f"        kernel, driver = load(state, {CTL_KERNEL}), load(state, {CTL_DRIVER})",
-               '        with objmode(new_id="int64", new_state="int64"):',
-               "            new_id, new_state = jit_restart(kernel, driver)",
-               f"        store(state, {CTL_DRIVER}, new_id)",
-               f"        store(state, {CTL_STATE}, new_state)",
-               f"        store(state, {CTL_RESTARTS}, load(state, {CTL_RESTARTS}) + 1)"]
-    may_restart = f"load(state, {CTL_RESTARTS}) < load(state, {CTL_LIMIT})"
     recover = ["@njit(cache=True)",
-               f"def recover_{m.name}(k, state{args}):",
-               f'    """The driver failed {m.qualname}: restart it and '
-               + ('retry."""' if retry else 'report (its by-value RRefs went down with it)."""')]
-    if retry:
-        recover += [f"    status, ret = RPC_PANIC, {null}",
-                    f"    while status != RPC_OK and {may_restart}:", *restart,
-                    f"        status, ret = {call}",
-                    "    return status, ret"]
-    else:
-        recover += [f"    if {may_restart}:", *restart, f"    return RPC_PANIC, {null}"]
+               f"def recover_{m.name}(k, state, status, ret{args}):",
+               f'    """The driver failed {m.qualname}: recover it and retry while it is dead',
+               "    and the policy allows"
+               + (", unless the request entered it (its by-value RRefs went down\n"
+                  "    with it: reported); what the shadow still holds of them is freed"
+                  if moved else "") + '."""',
+               f"    while status != RPC_OK and not jit_alive(k, load(state, {CTL_DRIVER})):",
+               "        if not recover_driver(k, state):",
+               "            break   # the policy gave up: reported",
+               *(["        if status == RPC_PANIC:",
+                  "            break   # the request entered the driver and its RRefs are gone"]
+                 if moved else []),
+               f"        status, ret = {call}"]
+    if moved:
+        recover += ["    if status != RPC_OK:",
+                    "        me = jit_current(k)",
+                    *[f"        free(k, {n}, me)   # fails harmlessly if {n} moved on"
+                      for n in moved]]
+    recover.append("    return status, ret")
     fast = ["@njit(cache=True)",
             f"def shadow_{m.name}(k, state{args}):",
             f'    """Shadow of {m.signature()}: forward; recover the driver on failure.',
@@ -174,15 +238,17 @@ def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
             '    to the caller, and the shadow lives on for the next request."""',
             f"    status, ret = {call}",
             "    if status != RPC_OK:",
-            f"        status, ret = recover_{m.name}(k, state{args})",
+            f"        status, ret = recover_{m.name}(k, state, status, ret{args})",
             "    return status, ret",
             "",
             "",
             f"shadow_{m.name}.reports_status = True"]
     return (f'"""Generated by redleaf-nb: jitted shadow of {m.qualname}."""\n'
-            "from numba import njit, objmode\n"
-            + "from redleaf_nb.kernel.raw import load, store\n"
-            + "from redleaf_nb.kernel.shadow import jit_restart\n"
+            "from numba import njit\n"
+            + "from redleaf_nb.kernel.heap import free\n"
+            + "from redleaf_nb.kernel.proxy import jit_current\n"
+            + "from redleaf_nb.kernel.raw import load\n"
+            + "from redleaf_nb.kernel.shadow import recover_driver\n"
             + callee_source(iface, m, driver_impl, f"driver_{m.name}") + "\n\n"
             + "\n".join(recover) + "\n\n\n" + "\n".join(fast) + "\n")
 
@@ -225,4 +291,4 @@ def shadow_class(iface: type, driver_cls: type) -> type:
     return cls
 
 
-__all__ = ["RestartPolicy", "ShadowStats", "shadow_class", "jit_restart"]
+__all__ = ["RestartPolicy", "ShadowStats", "shadow_class", "jit_recover"]
