@@ -196,18 +196,33 @@ def run(params: dict) -> pd.DataFrame:
 
 
 def ratios(ours: pd.DataFrame) -> dict:
-    """Our numbers against the issue's targets (reported, never asserted)."""
-    c = ours.set_index("row").cycles
+    """Our numbers against this table's targets (reported, never asserted).
+
+    Targets, jitted tier: a null call of at most 40 cycles, passing an RRef
+    adding at most 10, a shadow at most 2.5x the plain call, process round
+    trips at least 10x (spin) and 100x (pipe) the null call. Python tier, against
+    the plain method call of the same run: a proxied null call at most 5x (and
+    1.2 us), passing an RRef at most 10x (and 2.5 us), a shadow at most 2.5x the
+    proxied call for both."""
+    c, ns = ours.set_index("row").cycles, ours.set_index("row").ns
     null = c["jitted proxy: null call"]
+    py = {"plain": "Python method call (no isolation)", "null": "Python proxy: null call",
+          "rref": "Python proxy: passing RRef<u64>",
+          "shadow null": "Python proxy via shadow: null call",
+          "shadow rref": "Python proxy via shadow: passing RRef<u64>"}
     return {"jitted null call (cycles)": null,
             "RRef adds (cycles)": c["jitted proxy: passing RRef<u64>"] - null,
             "shadow / plain, jitted tier": c["jitted proxy via shadow: null call"] / null,
-            "shadow / plain, Python tier": c["Python proxy via shadow: null call"]
-            / c["Python proxy: null call"],
             "spin round trip / jitted null call":
                 c["two processes, shared-memory spin round trip (CPUs 0 and 1)"] / null,
             "pipe round trip / jitted null call":
-                c["two processes, pipe round trip (both on CPU 0)"] / null}
+                c["two processes, pipe round trip (both on CPU 0)"] / null,
+            "Python proxy null call (ns)": ns[py["null"]],
+            "Python proxy null / method call": ns[py["null"]] / ns[py["plain"]],
+            "Python proxy RRef (ns)": ns[py["rref"]],
+            "Python proxy RRef / method call": ns[py["rref"]] / ns[py["plain"]],
+            "shadow / plain, Python tier, null": ns[py["shadow null"]] / ns[py["null"]],
+            "shadow / plain, Python tier, RRef": ns[py["shadow rref"]] / ns[py["rref"]]}
 
 
 def plot(ours: pd.DataFrame, paper: pd.DataFrame):

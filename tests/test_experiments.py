@@ -63,7 +63,12 @@ def test_comm_cost_measures_every_row_in_cycles_and_ns(comm_cost_run):
     ghz = (table.cycles / table.ns).to_numpy()
     assert np.allclose(ghz, tsc_hz() / 1e9, rtol=1e-6)  # one clock converts both
     ratios = comm_cost.ratios(table)
-    assert set(ratios) >= {"jitted null call (cycles)", "RRef adds (cycles)"}
+    ns = table.set_index("row").ns
+    assert ratios["Python proxy null / method call"] == pytest.approx(
+        ns["Python proxy: null call"] / ns["Python method call (no isolation)"])
+    assert ratios["shadow / plain, Python tier, RRef"] == pytest.approx(
+        ns["Python proxy via shadow: passing RRef<u64>"] / ns["Python proxy: passing RRef<u64>"])
+    assert all(np.isfinite(v) and v > 0 for k, v in ratios.items() if k != "RRef adds (cycles)")
 
 
 def test_a_run_records_csv_png_and_metadata(comm_cost_run):

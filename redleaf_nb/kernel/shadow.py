@@ -125,17 +125,28 @@ class ShadowBase:
         state[CTL_RESTARTS] = self.stats.restarts
         return True
 
-    def _copy_args(self, m: Method, args: tuple):
-        """Fresh copies of by-value RRef[T] args (None if some cannot be copied)."""
+    def _snapshot(self, m: Method, args: tuple):
+        """The values of a request's by-value ``RRef[T]`` args, copied before it
+        enters the driver (None if some by-value arg is not an ``RRef[T]``)."""
         out = []
         for p, a in zip(m.params, args):
             if p.mode != "move":
-                out.append(a)
-            elif isinstance(p.type, RRefType):
-                out.append(self.domain.heap.new(p.type, a.get()))
+                out.append(None)
+            elif type(p.type) is RRefType:
+                out.append(a.get())
             else:
                 return None
-        return tuple(out)
+        return out
+
+    def _reallocate(self, m: Method, args: tuple, values):
+        """The request's args again, each by-value RRef the driver took down
+        re-allocated from its snapshot (RedLeaf's bdev shadow does the same);
+        None if there is no snapshot."""
+        if values is None:
+            return None
+        new = self.domain.heap.new
+        return tuple(new(p.type, v) if p.mode == "move" else a
+                     for p, a, v in zip(m.params, args, values))
 
     def _drop(self, m: Method, args) -> None:
         """Free what the shadow still owns of a request's by-value arguments."""
@@ -145,22 +156,21 @@ class ShadowBase:
                 if p.mode == "move":
                     _free_owned(k, p.type, a, me)
 
-    def _forward(self, m: Method, args: tuple):
+    def _forward(self, m: Method, moves: bool, args: tuple):
+        """One request: forward it; if the driver died under it, recover the driver
+        and retry (its by-value RRefs re-allocated), or report ``RpcError``.
+        ``moves``: does the method take anything by value?"""
         self.stats.calls += 1
         kernel = self.domain.kernel
-        moves = any(p.mode == "move" for p in m.params)
-        spare = None
         while True:
             driver = kernel.lookup(self.target)
             entered = moves and driver.domain.alive  # a dead driver is refused: args stay ours
-            if entered:
-                spare = self._copy_args(m, args)
+            values = self._snapshot(m, args) if entered else None
             r = getattr(driver, m.name)(*args)
             if not isinstance(r, RpcError) or driver.domain.alive:
-                self._drop(m, spare)
                 return r   # done, or a failure behind the driver, which it survived
-            if entered:
-                args, spare = spare, None   # the by-value args went down with the driver
+            if entered:   # the by-value args went down with the driver
+                args = self._reallocate(m, args, values)
             if not self._recover() or args is None:
                 self.stats.reported += 1
                 self._drop(m, args)
@@ -274,8 +284,10 @@ def shadow_class(iface: type, driver_cls: type) -> type:
         return cache[driver_cls]
 
     def forwarder(m):
+        moves = any(p.mode == "move" for p in m.params)
+
         def method(self, *args):
-            return self._forward(m, args)
+            return self._forward(m, moves, args)
         method.__name__ = m.name
         method.__doc__ = f"Forward {m.signature()} to the guarded driver, recovering it."
         return method
