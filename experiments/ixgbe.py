@@ -58,7 +58,8 @@ def plot(ours: pd.DataFrame, paper: pd.DataFrame):
 
 
 def targets(ours: pd.DataFrame) -> dict:
-    """Our numbers against the issue's targets (reported, never asserted)."""
+    """Our numbers against this figure's targets, each named in full by its key
+    (reported, never asserted)."""
     mine = ours[ours.config != "Linux"]
     large = mine[mine.batch == mine.batch.max()]
     small = mine[mine.batch == mine.batch.min()]

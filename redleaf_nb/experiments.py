@@ -138,7 +138,8 @@ class Experiment:
     plot: Callable[[pd.DataFrame, pd.DataFrame], Any]
     bound: str = ""      # what bounds our numbers: host cost, device capacity
     notes: str = ""      # how to read the figure (shown in the report)
-    # our numbers against the targets: ours -> {target: value}, recorded
+    # our numbers against the targets this project set for the figure (each named
+    # in full by its key): ours -> {target: value}, recorded
     # in the run's metadata and shown in the report (never asserted)
     targets: Callable[[pd.DataFrame], dict] | None = None
 

@@ -1,4 +1,4 @@
-"""The semantics DESIGN.md says must hold, one group of tests per rule."""
+"""The kernel semantics docs/ARCHITECTURE.md lists, one group of tests per rule."""
 import numpy as np
 import pytest
 
