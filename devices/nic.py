@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from redleaf_nb.kernel.clock import rdtsc, tsc_hz
-from redleaf_nb.kernel.raw import load, pointer, ring_next, store
+from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
+from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
 
 from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
 

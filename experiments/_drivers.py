@@ -31,10 +31,10 @@ from redleaf_nb import configs
 from redleaf_nb.interfaces.net import MAX_BATCH, Net, Packet
 from redleaf_nb.interfaces.nvme import BlkReq, NvmeBDev
 from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.clock import rdtsc, tsc_hz
+from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
-from redleaf_nb.kernel.raw import load, ring_next, store
+from redleaf_nb.lowlevel.memory import load, ring_next, store
 from redleaf_nb.kernel.rref import RRefDeque
 from redleaf_nb.kernel.types import exchangeable
 

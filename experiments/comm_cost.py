@@ -36,7 +36,7 @@ from redleaf_nb import Kernel, u64
 from redleaf_nb.apps.dom_c import DomC, jit_null
 from redleaf_nb.experiments import Experiment, Param
 from redleaf_nb.interfaces.bench import Bench
-from redleaf_nb.kernel.clock import rdtsc, tsc_hz
+from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.kernel.idl import jit_proxy
 from redleaf_nb.kernel.proxy import CURRENT
 from redleaf_nb.native import build_executable

@@ -13,7 +13,7 @@ from experiments._drivers import median_run, paper_bars, plot_rates, run_net, sw
 from redleaf_nb.configs import CROSSINGS
 from redleaf_nb.drivers.nullnet import NullNet
 from redleaf_nb.experiments import Experiment, Param
-from redleaf_nb.kernel.clock import tsc_hz
+from redleaf_nb.lowlevel.clock import tsc_hz
 
 
 def run(params: dict) -> pd.DataFrame:

@@ -8,8 +8,9 @@ working tree is never touched), runs the mutant's tests with ``-x`` and calls
 the mutant *killed* when they fail (or time out), *survived* when they pass.
 The unmutated copy must pass the same tests first, or nothing is learnt.
 
-Mutants marked ``named = true`` are the ones an issue named: all of them must
-be killed. Of all mutants at least ``--min-score`` (default 90%) must be.
+Mutants marked ``named = true`` are the must-kill ones (breakages the suite
+once missed): all of them must be killed. Of all mutants at least
+``--min-score`` (default 90%) must be.
 Exit status 0 when both hold, 1 otherwise, 2 when the list no longer applies
 (a snippet not found exactly once: the code moved, update the list).
 

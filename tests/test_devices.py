@@ -11,7 +11,7 @@ import pytest
 from devices import nic as N
 from devices import nvme as V
 from devices.profiles import NICS, NVMES, nic_profile
-from redleaf_nb.kernel.clock import tsc_hz
+from redleaf_nb.lowlevel.clock import tsc_hz
 
 RING = 16
 

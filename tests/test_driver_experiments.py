@@ -9,7 +9,7 @@ import pytest
 from experiments import _linux as linux_tools
 from redleaf_nb import experiments as ex
 from redleaf_nb.configs import CONFIGS
-from redleaf_nb.kernel.clock import tsc_hz
+from redleaf_nb.lowlevel.clock import tsc_hz
 
 # the median of 3 runs of 20 ms: a run descheduled for its whole length on this shared VM
 # (it then moves nothing) does not decide a row

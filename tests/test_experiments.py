@@ -12,7 +12,7 @@ import pytest
 from experiments import comm_cost
 from redleaf_nb import experiments as ex
 from redleaf_nb.cli import main
-from redleaf_nb.kernel.clock import machine, rdtsc, tsc_hz
+from redleaf_nb.lowlevel.clock import machine, rdtsc, tsc_hz
 
 TINY = dict(jit_calls=2000, py_calls=200, ipc_round_trips=200, repeats=1)
 

@@ -22,7 +22,7 @@ from experiments.hashtable import bench, kernels as K
 from experiments.hashtable.c_reference import native
 from redleaf_nb import experiments as ex
 from redleaf_nb.experiments import ParamError
-from redleaf_nb.kernel.clock import tsc_hz
+from redleaf_nb.lowlevel.clock import tsc_hz
 
 matplotlib.use("Agg")
 

@@ -66,7 +66,7 @@ from experiments.hashtable.bench import (ABLATION, IMPLEMENTATIONS, PYTHON_IMPLS
                                          measure_size, n_keys, pinned, warm_up)
 from experiments.hashtable.c_reference import C_OPT_CHOICES
 from redleaf_nb.experiments import Experiment, Param, ParamError
-from redleaf_nb.kernel.clock import cpu_model, tsc_hz
+from redleaf_nb.lowlevel.clock import cpu_model, tsc_hz
 
 
 def run(params: dict) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from redleaf_nb.kernel.clock import rdtsc
+from redleaf_nb.lowlevel.clock import rdtsc
 
 # uint64 globals: Numba freezes them, and mixing uint64 with int64 literals would
 # silently compute in float64

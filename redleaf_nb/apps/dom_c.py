@@ -7,7 +7,7 @@ from numba import njit
 from redleaf_nb.interfaces.bench import Bench
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, store
+from redleaf_nb.lowlevel.memory import load, store
 
 
 @njit(cache=True)

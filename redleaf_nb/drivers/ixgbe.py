@@ -17,7 +17,7 @@ from numba import carray, njit
 from redleaf_nb.interfaces.net import PKT_BUF, Net
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, pointer, ring_next, store
+from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
 
 # 82599 registers (as int64 word indices of the MMIO region) and bits
 (CTRL, STATUS, RXCTRL, RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL,

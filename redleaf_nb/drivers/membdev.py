@@ -13,7 +13,7 @@ from numba import carray, njit
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, pointer
+from redleaf_nb.lowlevel.memory import load, pointer
 
 
 class MemDisk:

@@ -11,7 +11,7 @@ from numba import njit
 from redleaf_nb.interfaces.net import Net
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, store
+from redleaf_nb.lowlevel.memory import load, store
 
 # jitted state: [batch, packets handled]
 BATCH, HANDLED = 0, 1

@@ -16,7 +16,7 @@ from numba import njit
 from redleaf_nb.interfaces.nvme import BSIZE, NvmeBDev
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.kernel.raw import load, ring_next, store
+from redleaf_nb.lowlevel.memory import load, ring_next, store
 
 # NVMe controller registers (as int64 word indices of the MMIO region) and bits
 (CAP, VS, CC, CSTS, AQA, ASQ, ACQ, SQ0TDBL, CQ0HDBL, SQ1TDBL, CQ1HDBL) = range(11)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numba import carray, njit
 
-from .raw import load, pointer, ring_next, store
+from ..lowlevel.memory import load, pointer, ring_next, store
 from .state import (D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
                     D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import ExType, HeapType, Scalar
@@ -84,7 +84,7 @@ def make_handle(slot, gen):
 
 
 # The hot kernels (access checks, moves, borrows) read and write the metadata
-# as raw words through its base address (raw.py) and take that address as a
+# as raw words through its base address (lowlevel/memory.py) and take that address as a
 # plain integer, so that nothing in a proxy's path is reference-counted. The
 # ``h``-level functions below them only look the addresses up.
 
@@ -558,7 +558,7 @@ def _word_address(mp, nslots, arena_p, handle, caller, write):
 
 @njit(cache=True, inline="always")
 def word_address(h, handle, caller, write):
-    """The address of an object's first 8-byte word, for raw access (raw.py):
+    """The address of an object's first 8-byte word, for raw access (lowlevel/memory.py):
     the cheapest way for jitted domain code to use a small RRef. A bad
     handle is a panic."""
     return _word_address(load(h, D_META), load(h, D_NSLOTS), load(h, D_ARENA), handle, caller,

@@ -22,7 +22,7 @@ from numba import njit
 
 from . import heap as hp
 from .rref import Handle, wrap
-from .raw import load, store
+from ..lowlevel.memory import load, store
 from .state import D_CALLS, D_CONTS, D_DOMAINS, MAX_CONT
 from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
                     RecordType, Scalar, TupleType, UnitType)

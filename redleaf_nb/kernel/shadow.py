@@ -39,7 +39,7 @@ from numba import njit, objmode
 from . import heap as hp
 from .idl import Method, callee_source, load_generated
 from .proxy import RpcError, jit_current
-from .raw import load
+from ..lowlevel.memory import load
 from .types import HeapType, OptionalType, RRefType, TupleType
 
 
@@ -257,7 +257,7 @@ def _jit_shadow_source(iface: type, m: Method, driver_impl) -> str:
             "from numba import njit\n"
             + "from redleaf_nb.kernel.heap import free\n"
             + "from redleaf_nb.kernel.proxy import jit_current\n"
-            + "from redleaf_nb.kernel.raw import load\n"
+            + "from redleaf_nb.lowlevel.memory import load\n"
             + "from redleaf_nb.kernel.shadow import recover_driver\n"
             + callee_source(iface, m, driver_impl, f"driver_{m.name}") + "\n\n"
             + "\n".join(recover) + "\n\n\n" + "\n".join(fast) + "\n")

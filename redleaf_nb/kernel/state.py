@@ -4,7 +4,7 @@ Python code reads the numpy arrays from :class:`StateArrays` (a NamedTuple).
 Jitted code receives the kernel as one integer, ``k``: the address of a small
 *descriptor* of int64 words holding the arrays' data addresses and sizes
 (``D_META`` ... below). Kernels read and write through those addresses
-(raw.py), or view them as arrays that Numba does not reference-count
+(lowlevel/memory.py), or view them as arrays that Numba does not reference-count
 (``numba.carray``). Passing a plain integer matters for cross-domain calls:
 every Numba-managed object handed to a proxy costs atomic reference-count
 updates on each call (measured: a tuple of ten arrays ~31 ns a call, one
