@@ -15,6 +15,11 @@ stamp of its own file's text. That misses what this module adds:
   edit to a callee recompiles its callers; an edit to prose recompiles nothing.
 * **line numbers.** Numba names a function's cache file after its first line, so a
   line added above recompiled it; here the function's own code is in the key instead.
+* **entries naming code that is gone.** A function that takes another jitted
+  function as an argument (a benchmark loop handed a generated proxy) has index
+  entries that name that function's module; once the module is regenerated under
+  another name, numba's index no longer unpickles and the call fails. Here such
+  an index is a miss: the function compiles again and the index is rewritten.
 
 The cache lives in ``$REDLEAF_NB_CACHE/numba/<numba version>-<settings digest>/``
 (``NUMBA_CACHE_DIR``, if set, is used as is). Each process holds a shared lock on
@@ -30,6 +35,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import pickle
 import shutil
 from pathlib import Path
 from types import CodeType
@@ -120,6 +126,16 @@ class _Impl(caching.CompileResultCacheImpl):
     _locator_classes = [Locator, *_FALLBACK_LOCATORS]
 
 
+class _Index(caching.IndexDataCacheFile):
+    """numba's index file, where an index that names code no longer importable is empty."""
+
+    def _load_index(self):
+        try:
+            return super()._load_index()
+        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError):
+            return {}
+
+
 class KeyedCache(caching.FunctionCache):
     """numba's function cache, with the function's code and every compile flag in the key."""
 
@@ -128,6 +144,7 @@ class KeyedCache(caching.FunctionCache):
     def __init__(self, dispatcher):
         self._options = _stable((dispatcher.targetoptions, dispatcher.locals))
         super().__init__(dispatcher.py_func)
+        self._cache_file.__class__ = _Index
 
     def _index_key(self, sig, codegen):
         return (_index_key(self, sig, codegen), _function_code(self._py_func), self._options,

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .kernel.clock import machine
+from .lowlevel.clock import machine
 
 
 class ParamError(ValueError):

@@ -156,6 +156,38 @@ def test_two_functions_of_one_name_in_one_file_keep_apart(tmp_path):
     assert run(tmp_path, CALL_TWINS)[1] == ["1 2 2"]
 
 
+# A cached loop handed a jitted function from a generated module (named by its code),
+# as a benchmark loop is handed a generated proxy.
+APPLY = '''
+from numba import njit
+import redleaf_nb  # keys numba's cache
+
+@njit(cache=True)
+def apply(fn, x):
+    return fn(x)
+'''
+
+CALL_APPLY = '''
+import sys
+import apply
+from redleaf_nb import _numba_cache
+from redleaf_nb.kernel.codegen import load_generated
+print(_numba_cache.folder())
+from numba import njit
+mod = load_generated("gen", "def f(x):\\n    return x + %s\\n" % sys.argv[1])
+print(apply.apply(njit("int64(int64)", cache=True)(mod.f), 20))   # as idl.py compiles
+'''
+
+
+def test_an_entry_naming_a_module_that_is_gone_is_a_miss_not_a_crash(tmp_path):
+    """Regenerated code gets a module of another name, and the index entries that name
+    the old one no longer unpickle: the loop compiles again instead of failing."""
+    (tmp_path / "apply.py").write_text(APPLY)
+    assert run(tmp_path, CALL_APPLY, "1")[1] == ["21"]
+    assert run(tmp_path, CALL_APPLY, "2")[1] == ["22"]
+    assert run(tmp_path, CALL_APPLY, "2")[1] == ["22"]
+
+
 HOLD = '''
 import sys
 from redleaf_nb import _numba_cache

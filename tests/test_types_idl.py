@@ -1,4 +1,7 @@
 """Exchangeable types and the IDL compiler: what crosses, what is rejected, and where."""
+import ast
+import re
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -310,3 +313,40 @@ def test_a_parameter_may_not_take_a_name_the_generated_proxies_use(name):
     with pytest.raises(IDLError, match=rf"^Bad\.put: parameter '{name}': the generated proxies "
                                        "use this name"):
         exec(src, dict(globals()))  # noqa: S102 - the declaration under test
+
+
+def test_show_proxy_prints_the_jitted_shadow_generated_for_a_driver(capsys):
+    from redleaf_nb.drivers.membdev import MemBDev
+    show_proxy(BDev, shadow_of=MemBDev)
+    src = capsys.readouterr().out
+    for name in MemBDev.jit_methods:
+        assert f"def shadow_{name}(k, state" in src and f"def recover_{name}(k, state" in src
+    assert "recover_driver(k, state)" in src
+
+
+# --- one room for generated code ------------------------------------------------------
+
+CODE_WORDS = re.compile(r"(^|\n)\s*(def |class |return |import |from \S+ import |@njit)")
+
+
+def _code_strings(path):
+    """String literals in a file that hold lines of code (docstrings aside)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr)
+                  and isinstance(n.body[0].value, ast.Constant)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and id(node) not in docstrings and CODE_WORDS.search(node.value):
+            out.append(f"{path.name}:{node.lineno}: {node.value[:40]!r}")
+    return out
+
+
+@pytest.mark.parametrize("module", ["redleaf_nb/kernel/idl.py", "redleaf_nb/kernel/shadow.py",
+                                    "redleaf_nb/apps/rv6.py"])
+def test_code_is_generated_only_in_codegen(module):
+    root = Path(__file__).resolve().parents[1]
+    assert not _code_strings(root / module), "source text built outside kernel/codegen.py"
+    assert _code_strings(root / "redleaf_nb/kernel/codegen.py")   # the check can see it
