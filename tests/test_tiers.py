@@ -379,6 +379,21 @@ def test_a_jitted_panic_is_cleaned_up_by_the_jitted_tier_itself():
     assert current == k.init.id and k.heap.h.calls[0] == 0   # unwound to the caller
 
 
+def test_a_jitted_call_past_the_deepest_nesting_is_refused_and_writes_nothing():
+    """The continuation stack holds MAX_CONT calls: one more is refused (RPC_TOO_DEEP)
+    and leaves the depth and the running domain as they were."""
+    from redleaf_nb.kernel.proxy import RPC_TOO_DEEP, jit_push
+    from redleaf_nb.kernel.state import MAX_CONT
+    k, disk = fresh()
+    h = k.heap.h
+    h.calls[:] = (MAX_CONT - 1, k.init.id)
+    assert jit_push(k.heap.k, disk.domain.id) == k.init.id      # the last entry fits
+    assert h.calls[0] == MAX_CONT and tuple(h.conts[MAX_CONT - 1]) == (k.init.id,
+                                                                       disk.domain.id)
+    assert jit_push(k.heap.k, disk.domain.id) == -RPC_TOO_DEEP
+    assert h.calls[0] == MAX_CONT and h.calls[1] == disk.domain.id   # nothing moved
+
+
 # --- one RRef twice in one call: any number of shared borrows, never two moves -----
 
 class Pair(Interface):
