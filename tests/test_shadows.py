@@ -50,7 +50,7 @@ FAILING_CREATES = [0]   # how many of the next @create calls panic
 SEEN = []               # (domain id, x) of every ping a PingImpl served
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_ping(k, state, x):
     return np.uint32(x + 1)
 

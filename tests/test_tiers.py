@@ -13,6 +13,7 @@ from redleaf_nb import (Borrow, ForeignRRef, Interface, JitUnsupported, Kernel, 
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
 from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel import views
 from redleaf_nb.kernel.proxy import RPC_BAD_ARG, RPC_DEAD, RPC_OK, RPC_PANIC, jit_current
 
 
@@ -170,7 +171,7 @@ class PyEcho(Echo):
         return 2 * x
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_echo(k, state, x):
     return x
 
@@ -211,26 +212,24 @@ class Tally(Interface):
     def make(self) -> "Tally": ...
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_first_bytes(k, state, q):
     """The sum of the first byte of every item, oldest first, read through the deque."""
-    caller = jit_current(k)
     total = 0
-    for i in range(hp.deque_len(k, q, caller)):
-        total += hp.contained_view(k, q, hp.deque_peek(k, q, caller, i), caller)[0]
+    for i in range(views.deque_len(k, q)):
+        total += views.item_bytes(k, q, views.deque_peek(k, q, i))[0]
     return np.uint64(total)
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_item(k, state, q, i):
     """Item ``i`` from the newest (``-1 - i``) as one number, bytes little-endian; an
     index out of range is a panic."""
-    caller = jit_current(k)
-    child = hp.deque_peek(k, q, caller, -1 - np.int64(i))
-    if child == hp.E_INDEX:
+    child = views.deque_peek(k, q, -1 - np.int64(i))
+    if child == views.E_INDEX:
         raise IndexError("deque index out of range")
     total = np.uint64(0)
-    for b in hp.contained_view(k, q, child, caller)[::-1]:
+    for b in views.item_bytes(k, q, child)[::-1]:
         total = total * np.uint64(256) + np.uint64(b)
     return total
 
@@ -407,20 +406,16 @@ class Pair(Interface):
     def make(self) -> "Pair": ...
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_moved(k, state, a, b):
-    caller = jit_current(k)
-    return (hp.data_view(k, a, caller, False).view(np.uint64)[0]
-            + hp.data_view(k, b, caller, False).view(np.uint64)[0])
+    return views.rref_u64(k, a, False)[0] + views.rref_u64(k, b, False)[0]
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_shared(k, state, a, b):
     """1000 * the borrow count of ``a`` during the call + the two values."""
-    caller = jit_current(k)
-    count = hp.meta_of(k)[hp.slot_of(k, a), hp.BORROWS]
-    return np.uint64(1000 * count + hp.data_view(k, a, caller, False).view(np.uint64)[0]
-                     + hp.data_view(k, b, caller, False).view(np.uint64)[0])
+    return np.uint64(1000 * views.rref_borrows(k, a) + views.rref_u64(k, a, False)[0]
+                     + views.rref_u64(k, b, False)[0])
 
 
 class PairImpl(Pair):

@@ -5,22 +5,21 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.bench import Bench
-from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.lowlevel.memory import load, store
+from redleaf_nb.kernel.views import own_state, rref_u64, state_type
+
+STATE = state_type(counter=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_null(k, state):
     """Jitted ``Bench.null``: touch the domain's private state (a counter), nothing else."""
-    store(state, 0, load(state, 0) + 1)
+    own_state(k, STATE).counter += 1
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_one_rref(k, state, x):
     """Jitted ``Bench.one_rref``: increment the u64 behind ``x`` and return it."""
-    addr = hp.word_address(k, x, jit_current(k), True)
-    store(addr, 0, load(addr, 0) + 1)
+    rref_u64(k, x, True)[0] += 1
     return x
 
 
@@ -30,13 +29,13 @@ class DomC(Bench):
     jit_methods = {"null": jit_null, "one_rref": jit_one_rref}
 
     def create_bench(self):
-        self.counter = np.zeros(1, np.int64)
+        self.state = np.zeros(1, STATE)
 
     def jit_state(self):
-        return self.counter
+        return self.state
 
     def null(self):
-        self.counter[0] += 1
+        self.state["counter"] += 1
 
     def one_rref(self, x):
         x.set(x.get() + 1)

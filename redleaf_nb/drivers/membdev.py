@@ -8,12 +8,10 @@ driver and no acknowledged write is lost.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit
+from numba import njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
-from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.lowlevel.memory import load, pointer
+from redleaf_nb.kernel.views import own_matrix, own_state, rref_bytes, state_type
 
 
 class MemDisk:
@@ -23,35 +21,30 @@ class MemDisk:
         self.blocks = np.zeros((nblocks, BSIZE), np.uint8)
 
 
-# The jitted state is a descriptor: [address of the disk's blocks, number of blocks].
-
-@njit(cache=True, inline="always")
-def _disk(state):
-    return carray(pointer(load(state, 0), np.uint8), (load(state, 1), BSIZE))
+STATE = state_type(nblocks=np.int64)   # the blocks this driver serves (<= the disk's)
+DISK = 1                                 # the grant that holds the disk's blocks
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_read(k, state, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
-    disk = _disk(state)
-    if block >= disk.shape[0]:
+    if block >= own_state(k, STATE).nblocks:
         raise IndexError("block out of range")
-    hp.data_view(k, data, jit_current(k), True)[:] = disk[block]
+    rref_bytes(k, data, True)[:] = own_matrix(k, DISK, np.uint8)[block]
     return data
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_write(k, state, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
-    disk = _disk(state)
-    if block >= disk.shape[0]:
+    if block >= own_state(k, STATE).nblocks:
         raise IndexError("block out of range")
-    disk[block] = hp.data_view(k, data, jit_current(k), False)
+    own_matrix(k, DISK, np.uint8)[block] = rref_bytes(k, data, False)
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_nblocks(k, state):
-    return np.uint32(load(state, 1))
+    return np.uint32(own_state(k, STATE).nblocks)
 
 
 class MemBDev(BDev):
@@ -65,9 +58,12 @@ class MemBDev(BDev):
             raise ValueError(f"memdisk has {self.disk.blocks.shape[0]} blocks, "
                              f"not {nblocks}")
         self.nblk = int(nblocks)
+        self.domain.grant(DISK, self.disk.blocks)
 
     def jit_state(self):
-        return np.array([self.disk.blocks.ctypes.data, self.nblk], np.int64)
+        state = np.zeros(1, STATE)
+        state["nblocks"] = self.nblk
+        return state
 
     def _check(self, block):
         if block >= self.nblk:

@@ -9,26 +9,24 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.net import Net
-from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.lowlevel.memory import load, store
+from redleaf_nb.kernel.views import deque_splice, own_state, state_type
 
-# jitted state: [batch, packets handled]
-BATCH, HANDLED = 0, 1
+STATE = state_type(batch=np.int64, handled=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def _bad_deques():
     raise ValueError("nullnet: bad packet deques")
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_submit_and_poll(k, state, packets, collect, tx):
     """Move up to ``batch`` buffers from ``packets`` to ``collect``, as if done."""
-    n = hp.deque_splice(k, packets, collect, jit_current(k), load(state, BATCH))
+    st = own_state(k, STATE)
+    n = deque_splice(k, packets, collect, st.batch)
     if n < 0:
         _bad_deques()
-    store(state, HANDLED, load(state, HANDLED) + n)
+    st.handled += n
     return n, packets, collect
 
 
@@ -38,7 +36,8 @@ class NullNet(Net):
     jit_methods = {"submit_and_poll": jit_submit_and_poll}
 
     def create_net(self, batch, ring):
-        self.state = np.array([batch, 0], np.int64)
+        self.state = np.zeros(1, STATE)
+        self.state["batch"] = batch
 
     def jit_state(self):
         return self.state

@@ -26,6 +26,8 @@ from .idl import Interface, JitUnsupported, jit_proxy
 from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
 from .types import BorrowType, RRefType, Scalar, exchangeable
+from .state import MAX_RES
+from .views import STATE
 
 
 class InjectedFault(RuntimeError):
@@ -58,18 +60,44 @@ class Domain:
         self.create_args = create_args or {}
         self.impl = None
         self.jit_state = None
+        self._granted: dict[int, np.ndarray] = {}   # kept alive while jitted code may see them
         self.crash_reason: str | None = None
         self.devices: set[str] = set()
         self._faults: dict[str, int] = {}
 
     def set_jit_state(self, state: np.ndarray) -> None:
-        """Keep the domain's jitted state (an int64 array: it must stay alive,
-        even after a crash, while jitted callers may still hold its address)."""
-        if not (isinstance(state, np.ndarray) and state.dtype == np.int64
-                and state.flags.c_contiguous):
-            raise TypeError(f"{self.name}: jit_state() must return a contiguous int64 array "
-                            "(the state itself, or the addresses and sizes of its arrays)")
+        """Keep the domain's jitted state (it must stay alive, even after a crash,
+        while jitted callers may still hold its address) and grant it as the
+        domain's state: a record array of one element (``views.state_type``), or
+        an int64 array of words."""
+        structured = (isinstance(state, np.ndarray) and state.dtype.names is not None
+                      and state.shape == (1,))
+        if not (structured or isinstance(state, np.ndarray) and state.dtype == np.int64
+                and state.ndim == 1) or not state.flags.c_contiguous:
+            raise TypeError(f"{self.name}: jit_state() must return its state: a contiguous "
+                            "record array of one element (views.state_type), or an int64 "
+                            "array of words")
         self.jit_state = state
+        self._grant(STATE, state)
+
+    def grant(self, index: int, array: np.ndarray) -> None:
+        """Let this domain's jitted code see ``array`` as its region ``index``
+        (``views.own_array``/``own_matrix``). The view is exactly the array, which
+        the kernel keeps alive with the domain: nothing outside it is reachable."""
+        if not (isinstance(index, int) and 1 <= index < MAX_RES):
+            raise ValueError(f"{self.name}: grant index must be an int in [1, {MAX_RES - 1}] "
+                             f"(0 is the domain's state), got {index!r}")
+        if not (isinstance(array, np.ndarray) and array.ndim in (1, 2)
+                and array.flags.c_contiguous and array.flags.writeable):
+            raise TypeError(f"{self.name}: grant {index}: expected a writeable, contiguous "
+                            "one- or two-dimensional numpy array")
+        self._grant(index, array)
+
+    def _grant(self, index: int, array: np.ndarray) -> None:
+        self._granted[index] = array
+        rows, cols = (array.shape[0], 0) if array.ndim == 1 else array.shape
+        self.kernel.heap.h.grants[self.slot, index] = (array.ctypes.data, rows, cols,
+                                                       array.itemsize)
 
     @property
     def jit_state_address(self) -> int:
@@ -157,6 +185,7 @@ class Kernel:
                                "live domains at once (max_domains)")
         gen = (int(words[slot]) >> 32) % ((1 << 31) - 1) + 1   # 1, 2, ..., 2**31 - 1, 1, ...
         d = Domain(self, (gen << 32) | slot, name, impl_cls, factory, args)
+        self.heap.h.grants[slot] = 0    # nothing of the slot's last incarnation stays visible
         self._domains[slot] = d
         words[slot] = d._alive_word
         self.heap.names[d.id] = name

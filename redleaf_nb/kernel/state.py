@@ -23,10 +23,12 @@ META_COLUMNS = ("state", "generation", "owner", "type_id", "offset", "size", "si
 NCLASSES = 40   # power-of-two size classes of the heap allocator
 MIN_CHUNK = 8   # bytes: the smallest chunk, and the alignment of every object
 MAX_CONT = 64   # deepest nesting of jitted cross-domain calls
+MAX_RES = 8     # memory regions the kernel can grant one domain (its state is the first)
+RES_WORDS = 4   # a grant: data address, rows, columns (0: one-dimensional), item size
 
 # descriptor words: data addresses, then sizes
 D_META, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
-    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS = range(11)
+    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS, D_GRANTS = range(12)
 
 
 class StateArrays(NamedTuple):
@@ -41,6 +43,8 @@ class StateArrays(NamedTuple):
     domains: np.ndarray      # int64[domains]: UNUSED / ALIVE / CRASHED / TERMINATED
     conts: np.ndarray        # (MAX_CONT, 2) int64: (caller, callee) of each active jitted call
     calls: np.ndarray        # int64[2]: jitted call depth, current domain
+    grants: np.ndarray       # (domains, MAX_RES, RES_WORDS) int64: the memory each domain was
+                             # granted (kernel/views.py); domains never see this table
     descriptor: np.ndarray   # int64 words: the addresses and sizes above (see D_*)
 
 
@@ -55,11 +59,12 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     ctl[1] = max_objects
     domains = np.zeros(max_domains, np.int64)
     conts, calls = np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64)
+    grants = np.zeros((max_domains, MAX_RES, RES_WORDS), np.int64)
     free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)
     class_heads = np.full(NCLASSES, -1, np.int64)
     descriptor = np.array([a.ctypes.data for a in (meta, domains, conts, calls, arena, ctl,
                                                    free_slots, class_heads)]
-                          + [max_objects, capacity, max_domains], np.int64)
+                          + [max_objects, capacity, max_domains, grants.ctypes.data], np.int64)
     arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, domains,
-                         conts, calls, descriptor)
+                         conts, calls, grants, descriptor)
     return arrays, int(descriptor.ctypes.data)

@@ -33,15 +33,30 @@ def store(typingctx, base, index, value):
     return types.none(types.int64, types.int64, types.int64), codegen
 
 
+def _element(dtype):
+    """The numba type of the values a ``dtype`` argument names: a scalar class
+    (``np.uint8``) or a dtype object (a structured ``np.dtype`` for records)."""
+    return dtype.dtype if isinstance(dtype, types.DType) else dtype.instance_type
+
+
 @intrinsic
 def pointer(typingctx, address, dtype):
-    """A pointer to ``dtype`` values (e.g. ``np.uint8``) at an address, for
-    ``numba.carray`` views."""
-    sig = types.CPointer(dtype.instance_type)(types.int64, dtype)
+    """A pointer to ``dtype`` values (``np.uint8``, or a structured ``np.dtype``) at
+    an address, for ``numba.carray`` views."""
+    sig = types.CPointer(_element(dtype))(types.int64, dtype)
 
     def codegen(context, builder, signature, args):
         return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
     return sig, codegen
+
+
+@intrinsic
+def itemsize(typingctx, dtype):
+    """The size in bytes of one ``dtype`` value, a compile-time constant."""
+    def codegen(context, builder, signature, args):
+        size = context.get_abi_sizeof(context.get_data_type(_element(signature.args[0])))
+        return context.get_constant(types.int64, size)
+    return types.int64(dtype), codegen
 
 
 @njit(cache=True, inline="always")

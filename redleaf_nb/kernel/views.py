@@ -1,0 +1,135 @@
+"""What jitted domain code may use to reach memory: typed views trusted code hands it.
+
+RedLeaf's domains are safe Rust: they index only through bounds-checked slices
+and never turn an integer into a pointer. Here a domain's jitted code reaches
+memory only through this module:
+
+* its own **state**, a record of named, typed fields (:func:`state_type` declares
+  one), read as ``st = own_state(k, STATE)`` then ``st.rx_next``;
+* the **regions** the kernel granted it (a device's rings and buffers, a RAM
+  disk), as arrays of a fixed dtype: ``own_array(k, i, dtype)`` and
+  ``own_matrix(k, i, dtype)``;
+* **exchange-heap objects** through the heap's checked accessors, which take no
+  caller id: they act as the domain the kernel's own call state says is running.
+
+The address, shape and item size of every view come from the kernel's grant
+table (``StateArrays.grants``), which no domain can write, never from the
+domain's own mutable state: a bounds check against a length the domain could
+overwrite would prove nothing. Domain functions are compiled with bounds
+checking (the checker, ``kernel/checker.py``, refuses them otherwise), so an
+index out of range raises ``IndexError`` inside the domain: a panic that the
+proxy turns into a crash of that one domain.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit
+
+from . import heap as hp
+from .proxy import jit_current
+from .state import D_GRANTS, MAX_RES, RES_WORDS
+from ..lowlevel.memory import itemsize, load, pointer
+
+ADDRESS, ROWS, COLS, ITEMSIZE = range(RES_WORDS)
+STATE = 0   # the grant that holds a domain's own state
+
+
+def state_type(**fields) -> np.dtype:
+    """A domain's state: named, typed fields, e.g. ``state_type(batch=np.int64,
+    ring=(np.uint64, (512,)))``; aligned as a C struct."""
+    return np.dtype(list(fields.items()), align=True)
+
+
+@njit(cache=True)
+def _refuse_grant():
+    raise IndexError("no such grant for this domain, or not of this shape and item size")
+
+
+@njit(cache=True, inline="always")
+def _grant(k, index, size, matrix):
+    """The running domain's grant ``index``: its address, rows, columns, checked
+    against the item size and the shape the domain asks for."""
+    if index < 0 or index >= MAX_RES:
+        _refuse_grant()
+    word = ((jit_current(k) & hp.SLOT_MASK) * MAX_RES + index) * RES_WORDS
+    table = load(k, D_GRANTS)
+    address, rows, cols = load(table, word), load(table, word + ROWS), load(table, word + COLS)
+    if address == 0 or load(table, word + ITEMSIZE) != size or (cols > 0) != matrix:
+        _refuse_grant()
+    return address, rows, cols
+
+
+@njit(cache=True, inline="always")
+def own_state(k, dtype):
+    """The running domain's state, a record of ``dtype`` (the one it declared)."""
+    address, _, _ = _grant(k, STATE, itemsize(dtype), False)
+    return carray(pointer(address, dtype), (1,))[0]
+
+
+@njit(cache=True, inline="always")
+def own_array(k, index, dtype):
+    """Grant ``index`` of the running domain as a one-dimensional array of ``dtype``."""
+    address, rows, _ = _grant(k, index, itemsize(dtype), False)
+    return carray(pointer(address, dtype), (rows,))
+
+
+@njit(cache=True, inline="always")
+def own_matrix(k, index, dtype):
+    """Grant ``index`` of the running domain as a two-dimensional array of ``dtype``."""
+    address, rows, cols = _grant(k, index, itemsize(dtype), True)
+    return carray(pointer(address, dtype), (rows, cols))
+
+
+@njit(cache=True, inline="always")
+def rref_bytes(k, handle, write):
+    """The bytes of an exchange-heap object the running domain owns (or, to read,
+    borrows); any other handle is a panic."""
+    return hp.data_view(k, handle, jit_current(k), write)
+
+
+@njit(cache=True, inline="always")
+def rref_u64(k, handle, write):
+    """An ``RRef[u64]`` (or any 8-byte-aligned object) as an array of uint64 words."""
+    return hp.data_view(k, handle, jit_current(k), write).view(np.uint64)
+
+
+@njit(cache=True, inline="always")
+def rref_borrows(k, handle):
+    """How many shared borrows of an object the running domain owns or borrows are
+    outstanding (a negative status if it does neither)."""
+    slot = hp.check_read(k, handle, jit_current(k))
+    return slot if slot < 0 else hp.meta_of(k)[slot, hp.BORROWS]
+
+
+@njit(cache=True, inline="always")
+def deque_len(k, dq):
+    """How many items the running domain's (or a lent) deque holds; negative: refused."""
+    return hp.deque_len(k, dq, jit_current(k))
+
+
+@njit(cache=True, inline="always")
+def deque_peek(k, dq, i):
+    """The handle of item ``i`` of a deque (negative: from the newest), for reading in
+    place with :func:`item_bytes`; ``hp.E_INDEX`` if out of range."""
+    return hp.deque_peek(k, dq, jit_current(k), i)
+
+
+@njit(cache=True, inline="always")
+def item_bytes(k, dq, item):
+    """The bytes of an item still held by the deque ``dq``, read in place; a bad access
+    (the item left, the deque is not the domain's) is a panic."""
+    return hp.contained_view(k, dq, item, jit_current(k))
+
+
+@njit(cache=True, inline="always")
+def deque_splice(k, src, dst, most):
+    """Move up to ``most`` items from the front of the running domain's deque ``src``
+    to the back of its deque ``dst``; how many moved (negative: refused)."""
+    return hp.deque_splice(k, src, dst, jit_current(k), most)
+
+
+#: what domain code may call from this module (the checker's allow-list)
+DOMAIN_API = (own_state, own_array, own_matrix, rref_bytes, rref_u64, rref_borrows, deque_len,
+              deque_peek, item_bytes, deque_splice)
+#: the constants domain code may read with them
+E_INDEX = hp.E_INDEX
