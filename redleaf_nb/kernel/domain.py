@@ -17,6 +17,7 @@ state word, an owner or borrower word in the heap) no longer matches.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -201,6 +202,10 @@ class Kernel:
                 and Interface not in impl_cls.__bases__ and impl_cls is not Interface):
             raise TypeError(f"create '{name}': {impl_cls!r} is not a class implementing an "
                             "interface (class MyDomain(SomeInterface): ...)")
+        if numba.config.BOUNDSCHECK == 0:
+            raise RuntimeError(f"create '{name}': numba's bounds checking is forced off "
+                               "(NUMBA_BOUNDSCHECK=0), and domain code is safe only with it; "
+                               "unset NUMBA_BOUNDSCHECK")
         if name in self._names and self._names[name].domain.alive:
             raise ValueError(f"create '{name}': a live domain already has that name")
         iface = impl_cls.declared()

@@ -269,6 +269,8 @@ def _check_implementation(cls):
     if missing:
         raise TypeError(f"{cls.__name__} implements {iface.__name__} but does not define: "
                         f"{', '.join(missing)}")
+    from .checker import check_domain  # checker.py reaches the kernel through views
+    check_domain(cls, iface)
 
 
 # --- the jitted tier's types and compiled proxies ----------------------------

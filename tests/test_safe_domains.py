@@ -1,0 +1,87 @@
+"""Safe domains, behaviourally: a domain whose own state is corrupted reaches past
+nothing. Its out-of-range access is a panic inside it, the proxy crashes and
+reclaims that one domain, the heap stays sound, the process lives, and a shadow
+recovers the driver (kernel/views.py, kernel/checker.py)."""
+import numpy as np
+import pytest
+
+from redleaf_nb import Kernel, RpcError, u64
+from redleaf_nb.apps.dom_c import DomC
+from redleaf_nb.drivers.membdev import MemBDev, MemDisk
+from redleaf_nb.interfaces.bdev import Block
+from redleaf_nb.kernel.proxy import RPC_DEAD, RPC_OK, RPC_PANIC
+
+DISK_BLOCKS = 8
+
+
+def membdev(shadowed: bool):
+    k = Kernel(heap_bytes=1 << 20, max_objects=64)
+    k.add_device("memdisk", MemDisk(DISK_BLOCKS))
+    driver = k.create("membdev", MemBDev, nblocks=DISK_BLOCKS)
+    front = k.create_shadow("shadow", "membdev") if shadowed else driver
+    return k, driver, front
+
+
+def corrupt_nblocks(driver, value):
+    """What a domain bug could do to its own state: the block count it checks against."""
+    driver.domain.jit_state["nblocks"] = value
+
+
+@pytest.mark.parametrize("tier", ["jitted", "python"])
+def test_membdev_with_a_corrupted_length_panics_instead_of_reading_past_its_disk(tier):
+    k, driver, _ = membdev(shadowed=False)
+    corrupt_nblocks(driver, 1 << 40)
+    buf = k.new(Block)
+    if tier == "jitted":
+        status, _ = k.jit_call(driver, "read", DISK_BLOCKS + 3, buf)
+        assert status == RPC_PANIC
+    else:
+        driver.domain.impl.nblk = 1 << 40
+        assert isinstance(driver.read(DISK_BLOCKS + 3, buf), RpcError)
+    assert not driver.domain.alive     # a panic: unchecked, the read would have succeeded
+    if tier == "python":
+        assert "IndexError" in driver.domain.crash_reason
+    assert k.heap.live_objects == 0          # the moved buffer was reclaimed with it
+    k.heap.check_invariants()
+    assert k.jit_call(driver, "nblocks")[0] == RPC_DEAD
+
+
+def test_membdev_with_a_corrupted_length_behind_a_shadow_recovers():
+    k, driver, shadow = membdev(shadowed=True)
+    written = k.new(Block)
+    written.set(np.full(4096, 7, np.uint8))
+    assert k.jit_call(shadow, "write", 2, written)[0] == RPC_OK
+    corrupt_nblocks(driver, 1 << 40)
+    status, _ = k.jit_call(shadow, "read", DISK_BLOCKS + 3, k.new(Block))
+    assert status == RPC_PANIC                # reported: its buffer went down with the driver
+    assert shadow.domain.alive and k.lookup("membdev").domain.alive   # restarted
+    status, block = k.jit_call(shadow, "read", 2, k.new(Block))
+    assert status == RPC_OK
+    k.heap.check_invariants()
+
+
+def test_a_granted_region_cannot_be_read_as_a_larger_item():
+    """The kernel's grant records the item size: asking for the disk as u64 rows is refused."""
+    from numba import njit
+
+    from redleaf_nb.kernel import views
+
+    @njit(boundscheck=True)
+    def rows_as_u64(k, state):
+        return views.own_matrix(k, 1, np.uint64).shape[0]
+
+    k, driver, _ = membdev(shadowed=False)
+    with pytest.raises(IndexError, match="no such grant"):
+        driver.domain.run_jitted(rows_as_u64)
+
+
+def test_a_domain_passing_another_domains_rref_to_the_heap_is_refused():
+    """Heap accessors act as the running domain: b's object is not a's to touch."""
+    from redleaf_nb.apps.dom_c import jit_one_rref
+    k = Kernel(heap_bytes=1 << 16, max_objects=16)
+    a, b = k.create("a", DomC), k.create("b", DomC)
+    bs = k.heap.move(k.new(u64, 5).handle, k.init.id, b.domain.id)   # b owns it now
+    with pytest.raises(ValueError, match="bad RRef access"):
+        a.domain.run_jitted(jit_one_rref, bs)                         # a acting on it
+    assert k.heap.objects().owner.tolist() == [b.domain.id]
+    k.heap.check_invariants()
