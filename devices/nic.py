@@ -15,39 +15,34 @@ What the model keeps from the datasheet (only what a driver uses):
   line rate, each frame taking (size + 20) bytes of wire time (preamble and
   inter-frame gap): 14.88 Mpps for 64-byte frames at 10 Gb/s.
 
-Register indices are int64 word indices into :attr:`Nic82599.regs`, not the
-datasheet's byte offsets. Words from ``_INTERNAL`` on are the model's own
-state (its clock, counters it needs), invisible to a driver.
+Register indices, bits and the descriptor layout come from the datasheet module
+the driver shares (``redleaf_nb/datasheets/ixgbe_82599.py``): int64 word indices
+into :attr:`Nic82599.regs`, not the datasheet's byte offsets. Words from
+``_INTERNAL`` on are the model's own state (its clock, counters it needs),
+never granted to a driver.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import carray, njit
 
+from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC_BYTES, GORC,
+                                               GOTC, GPRC, GPTC, MPC, NREGS, RDBAH, RDBAL, RDH,
+                                               RDLEN, RDT, RXCTRL, RXCTRL_RXEN, RXD_DD, RXD_EOP,
+                                               RXDCTL, STATUS, STATUS_LU, TDBAH, TDBAL, TDH,
+                                               TDLEN, TDT, TXD_DD, TXD_DEXT, TXD_EOP, TXDCTL,
+                                               TXERR)
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
 
 from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
 
-# registers (datasheet names)
-(CTRL, STATUS, RXCTRL, RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL,
- TDBAL, TDBAH, TDLEN, TDH, TDT, TXDCTL, GPRC, GPTC, GORC, GOTC, MPC, TXERR) = range(21)
-# the model's own state
+# the model's own state, after the registers a driver sees (datasheet: NREGS)
 _INTERNAL = 32
 (T0, DEV_CYCLES, NOW, CPP_FP, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, PKT_SIZE, FRAME_ADDR,
  STEPS, RX_TRAFFIC) = range(_INTERNAL, _INTERNAL + 11)
 NWORDS = _INTERNAL + 11
-
-CTRL_RST = 1 << 26
-STATUS_LU = 1 << 1
-RXCTRL_RXEN = 1
-DCTL_ENABLE = 1 << 25
-DESC_BYTES = 16
-RXD_DD, RXD_EOP = 1, 2
-TXD_DD = 1
-TXD_EOP, TXD_IFCS, TXD_RS = 1 << 24, 1 << 25, 1 << 27
-TXD_DEXT, TXD_DTYP_DATA = 1 << 29, 3 << 20
-TXD_PAYLEN_SHIFT = 14
+assert NREGS <= _INTERNAL
 FP = 16  # fixed-point bits of the wire clock (cycles per packet << FP)
 
 

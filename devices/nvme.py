@@ -18,22 +18,27 @@ What the model keeps from the NVMe 1.x specification (only what a driver uses):
   latency after its service. The stored blocks are real: what is written
   reads back.
 
-Register indices are int64 word indices into :attr:`NvmeSsd.regs`, not the
-specification's byte offsets; words from ``_INTERNAL`` on are the model's own.
+Register indices, bits and entry layouts come from the datasheet module the
+driver shares (``redleaf_nb/datasheets/nvme.py``): int64 word indices into
+:attr:`NvmeSsd.regs`, not the specification's byte offsets; words from
+``_INTERNAL`` on are the model's own, never granted to a driver.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import carray, njit
 
+from redleaf_nb.datasheets.nvme import (ACQ, ADMIN_CREATE_CQ, ADMIN_CREATE_SQ, ADMIN_IDENTIFY,
+                                        AQA, ASQ, BSIZE, CAP, CC, CC_EN, CQ0HDBL, CQ1HDBL, CSTS,
+                                        CSTS_RDY, LBAS_PER_BLOCK, NREGS, OP_READ, OP_WRITE,
+                                        SC_INVALID_OPCODE, SC_LBA_RANGE, SC_SUCCESS, SQ0TDBL,
+                                        SQ1TDBL, VS)
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
 
 from .profiles import NvmeProfile, nvme_profile
 
-# registers
-(CAP, VS, CC, CSTS, AQA, ASQ, ACQ, SQ0TDBL, CQ0HDBL, SQ1TDBL, CQ1HDBL) = range(11)
-_INTERNAL = 16
+_INTERNAL = 16       # the model's own words follow the registers a driver sees
 # the model's own state: per queue pair q (0 admin, 1 I/O) base, entries, heads, phase
 (T0, DEV_CYCLES, NOW, RD_SVC, WR_SVC, RD_LAT, WR_LAT, SVC_END, NBLOCKS, DISK_ADDR,
  INFLIGHT_ADDR, INFLIGHT_CAP, IN_HEAD, IN_COUNT, READS, WRITES, ERRORS, STEPS,
@@ -41,13 +46,7 @@ _INTERNAL = 16
 QSTRIDE = 7          # SQ_BASE..CQ_PHASE, repeated for queue pair 1
 NWORDS = _INTERNAL + 25 + QSTRIDE
 
-CC_EN, CSTS_RDY = 1, 1
-OP_WRITE, OP_READ = 0x01, 0x02
-ADMIN_CREATE_SQ, ADMIN_CREATE_CQ, ADMIN_IDENTIFY = 0x01, 0x05, 0x06
-SQE_WORDS, CQE_WORDS = 8, 2         # 64-byte and 16-byte entries, as int64 words
-BSIZE, LBA_BYTES = 4096, 512
-LBAS_PER_BLOCK = BSIZE // LBA_BYTES
-SC_SUCCESS, SC_INVALID_OPCODE, SC_LBA_RANGE = 0x0, 0x1, 0x80
+assert NREGS <= _INTERNAL
 
 
 class NvmeSsd:

@@ -64,7 +64,12 @@ def main(argv=None) -> int:
                 subprocess.run(["git", "worktree", "remove", "--force", str(checkout)],
                                cwd=ROOT, capture_output=True)
     both = pd.concat(frames, ignore_index=True)
-    keys = [c for c in both.columns if both[c].dtype == object and c != "side"]
+    out = ROOT / "data" / "results" / "before_after" / f"{args.experiment}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    both.to_csv(out, index=False)
+    print(f"every round: {out}")
+    keys = [c for c in both.columns
+            if not pd.api.types.is_numeric_dtype(both[c]) and c not in ("side", "round")]
     values = [c for c in both.columns if c not in keys + ["side", "round"]
               and pd.api.types.is_numeric_dtype(both[c]) and both[c].nunique() > 1]
     stats = both.groupby(keys + ["side"])[values].agg(["min", "median", "max"])

@@ -29,7 +29,11 @@ def files(room: str):
 
 @pytest.mark.parametrize("room, allowed", [
     ("redleaf_nb/lowlevel", ("redleaf_nb.lowlevel",)),
-    ("devices", ("devices", "redleaf_nb.lowlevel")),
+    ("redleaf_nb/datasheets", ("redleaf_nb.datasheets",)),
+    ("devices", ("devices", "redleaf_nb.lowlevel", "redleaf_nb.datasheets")),
+    ("redleaf_nb/drivers", ("redleaf_nb.drivers", "redleaf_nb.interfaces", "redleaf_nb.datasheets",
+                            "redleaf_nb.kernel.views", "redleaf_nb.kernel.heap",
+                            "redleaf_nb.kernel.proxy", "redleaf_nb.lowlevel.memory")),
     ("redleaf_nb/kernel", ("redleaf_nb.kernel", "redleaf_nb.lowlevel", "redleaf_nb._numba_cache",
                            "redleaf_nb.codeversion")),
 ])

@@ -18,7 +18,7 @@ SC_SUCCESS, SC_INVALID_OPCODE, SC_LBA_RANGE = 0x0, 0x1, 0x80  # completion statu
 # a submission entry: CDW0 = opcode | command id << 16, NSID; PRP1; CDW10-11 = the
 # starting LBA, CDW12 = number of LBAs - 1
 SQE = np.dtype([("cdw0_nsid", np.uint64), ("cdw2_3", np.uint64), ("mptr", np.uint64),
-                ("prp1", np.uint64), ("prp2", np.uint64), ("slba", np.uint64),
+                ("prp1", np.uint64), ("prp2", np.uint64), ("cdw10_11", np.uint64),
                 ("cdw12_13", np.uint64), ("cdw14_15", np.uint64)])
 # a completion entry: DW0-1 command specific; DW2 = SQ head | SQ id << 16;
 # DW3 = command id | phase << 16 | status << 17

@@ -3,129 +3,119 @@
 The driver owns the device's descriptor rings (its DMA memory) and, for each
 ring slot, the packet buffer (an ``RRef<[u8; 1514]>``) whose address it gave
 the device: zero-copy, as RedLeaf writes the RRef's value address into the
-descriptor. It speaks to the NIC only through its registers (the MMIO base it
-is given when it claims the device) and those rings. Its register map and
-descriptor bits below are the datasheet's, as a real driver carries them.
+descriptor. It speaks to the NIC only through its registers and those rings, which
+reach its jitted code as grants (typed, bounds-checked arrays the kernel hands
+it); the register map and descriptor layout come from the datasheet module the
+device model shares (``redleaf_nb/datasheets/ixgbe_82599.py``).
 
 The hot path (``submit_and_poll``) is jitted; set-up and reset are Python.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit
+from numba import njit
 
+from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC_BYTES, DESCRIPTOR,
+                                               NREGS, RDBAH, RDBAL, RDH, RDLEN, RDT, RXCTRL,
+                                               RXCTRL_RXEN, RXD_DD, RXDCTL, STATUS, STATUS_LU,
+                                               TDBAH, TDBAL, TDH, TDLEN, TDT, TXD_CMD, TXD_DD,
+                                               TXD_PAYLEN_SHIFT, TXDCTL)
 from redleaf_nb.interfaces.net import PKT_BUF, Net
-from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
+from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_state,
+                                     ring_next, rref_bytes, rref_dma, state_type)
 
-# 82599 registers (as int64 word indices of the MMIO region) and bits
-(CTRL, STATUS, RXCTRL, RDBAL, RDBAH, RDLEN, RDH, RDT, RXDCTL,
- TDBAL, TDBAH, TDLEN, TDH, TDT, TXDCTL) = range(15)
-CTRL_RST = 1 << 26
-STATUS_LU = 1 << 1
-RXCTRL_RXEN = 1
-DCTL_ENABLE = 1 << 25
-RXD_DD = 1
-TXD_DD = 1
-TXD_CMD = (1 << 24) | (1 << 25) | (1 << 27) | (1 << 29) | (3 << 20)  # EOP IFCS RS DEXT DATA
-TXD_PAYLEN_SHIFT = 14
-DESC_BYTES = 16
-
-# the jitted state: addresses of the rings and slot arrays, ring indices, counters
-(MMIO, RX_RING, TX_RING, RX_BUFS, TX_BUFS, NRX, NTX, RX_NEXT, RX_TAIL, TX_NEXT, TX_CLEAN,
- BATCH, RX_COUNT, TX_COUNT) = range(14)
+STATE = state_type(rx_next=np.int64, rx_tail=np.int64, tx_next=np.int64, tx_clean=np.int64,
+                   batch=np.int64, rx_count=np.int64, tx_count=np.int64)
+# the regions granted to the jitted code: the registers, the rings, the RRef in each slot
+REGS, RX_RING, TX_RING, RX_BUFS, TX_BUFS = 1, 2, 3, 4, 5
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def _bad_frame():
     """A panic kept out of line: a ``raise`` inside the hot loop slows every call."""
     raise ValueError("ixgbe: frame longer than a packet buffer (bad IPv4 total length)")
 
 
-@njit(cache=True)
-def _reap_tx(k, state, me, collect):
+@njit(cache=True, boundscheck=True)
+def _reap_tx(k, st, ring, bufs, collect):
     """Hand back buffers whose descriptors the device marked done (DD)."""
-    ring, bufs, n = load(state, TX_RING), load(state, TX_BUFS), load(state, NTX)
-    i, end, done = load(state, TX_CLEAN), load(state, TX_NEXT), 0
-    while i != end and done < load(state, BATCH) and (load(ring, 2 * i + 1) >> 32) & TXD_DD:
-        if hp.deque_push_back(k, collect, me, load(bufs, i)) != 0:
+    n, i, end, done = ring.shape[0], st.tx_clean, st.tx_next, 0
+    while i != end and done < st.batch and (ring[i].info >> 32) & TXD_DD:
+        if deque_push_back(k, collect, bufs[i]) != 0:
             break  # collect is full: leave the rest for the next call
-        store(bufs, i, 0)
+        bufs[i] = 0
         i = ring_next(i, n)
         done += 1
-    store(state, TX_CLEAN, i)
+    st.tx_clean = i
 
 
-@njit(cache=True)
-def _transmit(k, state, me, packets):
+@njit(cache=True, boundscheck=True)
+def _transmit(k, st, ring, bufs, packets):
     """Queue buffers from ``packets`` on free TX descriptors; the count queued."""
-    ring, bufs, n = load(state, TX_RING), load(state, TX_BUFS), load(state, NTX)
-    i, queued = load(state, TX_NEXT), 0
-    while queued < load(state, BATCH) and ring_next(i, n) != load(state, TX_CLEAN):
-        buf = hp.deque_pop_front(k, packets, me)
+    n, i, queued = ring.shape[0], st.tx_next, 0
+    while queued < st.batch and ring_next(i, n) != st.tx_clean:
+        buf = deque_pop_front(k, packets)
         if buf <= 0:
             break
-        addr = hp.word_address(k, buf, me, False)
-        hdr = carray(pointer(addr, np.uint8), 18)
+        hdr = rref_bytes(k, buf, False)
         length = ((np.int64(hdr[16]) << 8) | hdr[17]) + 14   # IPv4 total length + Ethernet
         if length > PKT_BUF:
             _bad_frame()
-        store(ring, 2 * i, addr)
-        store(ring, 2 * i + 1, (length | TXD_CMD) | ((length << TXD_PAYLEN_SHIFT) << 32))
-        store(bufs, i, buf)
+        ring[i].addr = rref_dma(k, buf, False)
+        ring[i].info = (length | TXD_CMD) | ((length << TXD_PAYLEN_SHIFT) << 32)
+        bufs[i] = buf
         i = ring_next(i, n)
         queued += 1
-    store(state, TX_NEXT, i)
-    store(load(state, MMIO), TDT, i)    # one doorbell per batch
+    st.tx_next = i
     return queued
 
 
-@njit(cache=True)
-def _receive(k, state, me, collect):
+@njit(cache=True, boundscheck=True)
+def _receive(k, st, ring, bufs, collect):
     """Hand over received packets (DD set), up to the batch; the count."""
-    ring, bufs, n = load(state, RX_RING), load(state, RX_BUFS), load(state, NRX)
-    i, got = load(state, RX_NEXT), 0
-    while got < load(state, BATCH) and load(bufs, i) != 0 and load(ring, 2 * i + 1) & RXD_DD:
-        if hp.deque_push_back(k, collect, me, load(bufs, i)) != 0:
+    n, i, got = ring.shape[0], st.rx_next, 0
+    while got < st.batch and bufs[i] != 0 and ring[i].info & RXD_DD:
+        if deque_push_back(k, collect, bufs[i]) != 0:
             break
-        store(bufs, i, 0)
+        bufs[i] = 0
         i = ring_next(i, n)
         got += 1
-    store(state, RX_NEXT, i)
+    st.rx_next = i
     return got
 
 
-@njit(cache=True)
-def _refill(k, state, me, packets):
+@njit(cache=True, boundscheck=True)
+def _refill(k, st, ring, bufs, packets):
     """Give the device every buffer in ``packets`` the RX ring has room for."""
-    ring, bufs, n = load(state, RX_RING), load(state, RX_BUFS), load(state, NRX)
-    t = load(state, RX_TAIL)
-    while ring_next(t, n) != load(state, RX_NEXT):   # one slot stays empty: RDT == RDH means none
-        buf = hp.deque_pop_front(k, packets, me)
+    n, t = ring.shape[0], st.rx_tail
+    while ring_next(t, n) != st.rx_next:   # one slot stays empty: RDT == RDH means none
+        buf = deque_pop_front(k, packets)
         if buf <= 0:
             break
-        store(ring, 2 * t, hp.word_address(k, buf, me, True))
-        store(ring, 2 * t + 1, 0)
-        store(bufs, t, buf)
+        ring[t].addr = rref_dma(k, buf, True)
+        ring[t].info = 0
+        bufs[t] = buf
         t = ring_next(t, n)
-    store(state, RX_TAIL, t)
-    store(load(state, MMIO), RDT, t)
+    st.rx_tail = t
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_submit_and_poll(k, state, packets, collect, tx):
     """Jitted ``Net.submit_and_poll``: TX queues ``packets`` and returns sent buffers in
     ``collect``; RX returns received packets in ``collect`` and refills from ``packets``."""
-    me = jit_current(k)
+    st, regs = own_state(k, STATE), own_array(k, REGS, np.int64)
     if tx:
-        _reap_tx(k, state, me, collect)
-        n = _transmit(k, state, me, packets)
-        store(state, TX_COUNT, load(state, TX_COUNT) + n)
+        ring, bufs = own_array(k, TX_RING, DESCRIPTOR), own_array(k, TX_BUFS, np.int64)
+        _reap_tx(k, st, ring, bufs, collect)
+        n = _transmit(k, st, ring, bufs, packets)
+        regs[TDT] = st.tx_next      # one doorbell per batch
+        st.tx_count += n
     else:
-        n = _receive(k, state, me, collect)
-        _refill(k, state, me, packets)
-        store(state, RX_COUNT, load(state, RX_COUNT) + n)
+        ring, bufs = own_array(k, RX_RING, DESCRIPTOR), own_array(k, RX_BUFS, np.int64)
+        n = _receive(k, st, ring, bufs, collect)
+        _refill(k, st, ring, bufs, packets)
+        regs[RDT] = st.rx_tail
+        st.rx_count += n
     return n, packets, collect
 
 
@@ -144,8 +134,8 @@ class Ixgbe(Net):
             raise RuntimeError("ixgbe: the NIC did not come out of reset")
         if not self.nic.read_reg(STATUS) & STATUS_LU:
             raise RuntimeError("ixgbe: no link")
-        self.rx_ring = np.zeros(2 * ring, np.uint64)   # DMA memory for the descriptors
-        self.tx_ring = np.zeros(2 * ring, np.uint64)
+        self.rx_ring = np.zeros(ring, DESCRIPTOR)      # DMA memory for the descriptors
+        self.tx_ring = np.zeros(ring, DESCRIPTOR)
         self.rx_bufs = np.zeros(ring, np.int64)        # the RRef in each slot (0: none)
         self.tx_bufs = np.zeros(ring, np.int64)
         for (bal, bah, dlen, head, tail), r in [((RDBAL, RDBAH, RDLEN, RDH, RDT), self.rx_ring),
@@ -159,10 +149,12 @@ class Ixgbe(Net):
         self.nic.write_reg(RXDCTL, DCTL_ENABLE)
         self.nic.write_reg(TXDCTL, DCTL_ENABLE)
         self.nic.write_reg(RXCTRL, RXCTRL_RXEN)
-        self.state = np.zeros(14, np.int64)
-        self.state[[MMIO, RX_RING, TX_RING, RX_BUFS, TX_BUFS, NRX, NTX, BATCH]] = (
-            self.nic.mmio, self.rx_ring.ctypes.data, self.tx_ring.ctypes.data,
-            self.rx_bufs.ctypes.data, self.tx_bufs.ctypes.data, ring, ring, batch)
+        self.state = np.zeros(1, STATE)
+        self.state["batch"] = batch
+        for index, region in ((REGS, self.nic.regs[:NREGS]), (RX_RING, self.rx_ring),
+                              (TX_RING, self.tx_ring), (RX_BUFS, self.rx_bufs),
+                              (TX_BUFS, self.tx_bufs)):
+            self.domain.grant(index, region)
 
     def jit_state(self):
         return self.state

@@ -5,100 +5,98 @@ admin queues, Identify, Create I/O CQ and SQ) and then runs one I/O queue
 pair: ``submit_and_poll`` writes a 64-byte command per request (command id =
 submission slot, PRP1 = the request's data address: zero-copy), rings the
 SQ tail doorbell once, then reaps completions by their phase tag and rings
-the CQ head doorbell once. Register and command layouts are the
-specification's, as a real driver carries them.
+the CQ head doorbell once. Its registers, queues and request slots reach
+its jitted code as grants (typed, bounds-checked arrays the kernel hands it);
+register and entry layouts come from the datasheet module the device model
+shares (``redleaf_nb/datasheets/nvme.py``).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from redleaf_nb.datasheets.nvme import (ACQ, ADMIN_CREATE_CQ, ADMIN_CREATE_SQ, ADMIN_IDENTIFY,
+                                        AQA, ASQ, CAP, CC, CC_EN, CQ0HDBL, CQ1HDBL, CQE,
+                                        CQE_WORDS, CSTS, CSTS_RDY, LBAS_PER_BLOCK, NREGS,
+                                        OP_READ, OP_WRITE, PHASE_SHIFT, SQ0TDBL, SQ1TDBL, SQE,
+                                        SQE_WORDS, STATUS_SHIFT)
 from redleaf_nb.interfaces.nvme import BSIZE, NvmeBDev
-from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.lowlevel.memory import load, ring_next, store
+from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_state,
+                                     ring_next, rref_dma, rref_u64, state_type)
 
-# NVMe controller registers (as int64 word indices of the MMIO region) and bits
-(CAP, VS, CC, CSTS, AQA, ASQ, ACQ, SQ0TDBL, CQ0HDBL, SQ1TDBL, CQ1HDBL) = range(11)
-CC_EN, CSTS_RDY = 1, 1
-OP_WRITE, OP_READ = 0x01, 0x02
-ADMIN_CREATE_SQ, ADMIN_CREATE_CQ, ADMIN_IDENTIFY = 0x01, 0x05, 0x06
-SQE_WORDS, CQE_WORDS = 8, 2
-LBAS_PER_BLOCK = BSIZE // 512
 ADMIN_ENTRIES = 16
 DATA_OFFSET = 16     # BlkReq.data follows block and data_len
+BLOCK, DATA_LEN = 0, 1   # BlkReq's first two words
 
-# the jitted state
-(MMIO, SQ, CQ, REQS, NQ, SQ_TAIL, CQ_HEAD, PHASE, INFLIGHT, BATCH, SUBMITTED, COMPLETED,
- ERRORS) = range(13)
+STATE = state_type(sq_tail=np.int64, cq_head=np.int64, phase=np.int64, inflight=np.int64,
+                   batch=np.int64, submitted=np.int64, completed=np.int64, errors=np.int64)
+# the regions granted to the jitted code: the registers, the I/O queues, the request slots
+REGS, SQ, CQ, REQS = 1, 2, 3, 4
 
 
-@njit(cache=True)
-def _submit(k, state, me, submit, write):
+@njit(cache=True, boundscheck=True)
+def _submit(k, st, sq, reqs, submit, write):
     """Write a command for each request in ``submit`` the queue has room for."""
-    sq, reqs, n = load(state, SQ), load(state, REQS), load(state, NQ)
-    tail, queued = load(state, SQ_TAIL), 0
+    n, tail, queued = sq.shape[0], st.sq_tail, 0
     opcode = OP_WRITE if write else OP_READ
-    while load(state, INFLIGHT) < n - 1:
-        req = hp.deque_pop_front(k, submit, me)
+    while st.inflight < n - 1:
+        req = deque_pop_front(k, submit)
         if req <= 0:
             break
-        addr = hp.word_address(k, req, me, True)
-        sqe = sq + tail * 64
-        store(sqe, 0, opcode | (tail << 16) | (1 << 32))     # CDW0 (opcode, cid), NSID 1
-        store(sqe, 1, 0)
-        store(sqe, 2, 0)
-        store(sqe, 3, addr + DATA_OFFSET)                    # PRP1
-        store(sqe, 4, 0)
-        store(sqe, 5, load(addr, 0) * LBAS_PER_BLOCK)       # SLBA
-        store(sqe, 6, LBAS_PER_BLOCK - 1)                    # NLB - 1
-        store(sqe, 7, 0)
-        store(reqs, tail, req)
+        sqe = sq[tail]
+        sqe.cdw0_nsid = opcode | (tail << 16) | (1 << 32)     # CDW0 (opcode, cid), NSID 1
+        sqe.cdw2_3 = 0
+        sqe.mptr = 0
+        sqe.prp1 = rref_dma(k, req, True) + DATA_OFFSET       # zero-copy: the request's data
+        sqe.prp2 = 0
+        sqe.cdw10_11 = rref_u64(k, req, True)[BLOCK] * LBAS_PER_BLOCK   # SLBA
+        sqe.cdw12_13 = LBAS_PER_BLOCK - 1                     # NLB - 1
+        sqe.cdw14_15 = 0
+        reqs[tail] = req
         tail = ring_next(tail, n)
-        store(state, INFLIGHT, load(state, INFLIGHT) + 1)
+        st.inflight += 1
         queued += 1
-    if queued:
-        store(state, SQ_TAIL, tail)
-        store(load(state, MMIO), SQ1TDBL, tail)   # one doorbell per batch
+    st.sq_tail = tail
     return queued
 
 
-@njit(cache=True)
-def _reap(k, state, me, collect):
+@njit(cache=True, boundscheck=True)
+def _reap(k, st, cq, reqs, collect):
     """Collect up to a batch of completions (those with the current phase tag)."""
-    cq, reqs, n = load(state, CQ), load(state, REQS), load(state, NQ)
-    head, phase, got = load(state, CQ_HEAD), load(state, PHASE), 0
-    while got < load(state, BATCH):
-        dw3 = load(cq + head * 16, 1) >> 32
-        if (dw3 >> 16) & 1 != phase:
+    n, head, phase, got = cq.shape[0], st.cq_head, st.phase, 0
+    while got < st.batch:
+        dw3 = np.int64(cq[head].dw2_3 >> 32)
+        if (dw3 >> PHASE_SHIFT) & 1 != phase:
             break
         cid = dw3 & 0xFFFF
-        req = load(reqs, cid)
-        ok = (dw3 >> 17) == 0
-        store(hp.word_address(k, req, me, True), 1, BSIZE if ok else 0)   # data_len
-        if hp.deque_push_back(k, collect, me, req) != 0:
+        req = reqs[cid]
+        ok = (dw3 >> STATUS_SHIFT) == 0
+        rref_u64(k, req, True)[DATA_LEN] = BSIZE if ok else 0
+        if deque_push_back(k, collect, req) != 0:
             break   # collect is full: this completion is taken next call
-        store(reqs, cid, 0)
-        store(state, ERRORS, load(state, ERRORS) + (0 if ok else 1))
+        reqs[cid] = 0
+        st.errors += 0 if ok else 1
         head += 1
         if head == n:
             head, phase = 0, 1 - phase
-        store(state, INFLIGHT, load(state, INFLIGHT) - 1)
+        st.inflight -= 1
         got += 1
-    if got:
-        store(state, CQ_HEAD, head)
-        store(state, PHASE, phase)
-        store(load(state, MMIO), CQ1HDBL, head)
+    st.cq_head, st.phase = head, phase
     return got
 
 
-@njit(cache=True)
+@njit(cache=True, boundscheck=True)
 def jit_submit_and_poll(k, state, submit, collect, write):
     """Jitted ``NvmeBDev.submit_and_poll``."""
-    me = jit_current(k)
-    store(state, SUBMITTED, load(state, SUBMITTED) + _submit(k, state, me, submit, write))
-    got = _reap(k, state, me, collect)
-    store(state, COMPLETED, load(state, COMPLETED) + got)
+    st, regs, reqs = own_state(k, STATE), own_array(k, REGS, np.int64), own_array(k, REQS, np.int64)
+    queued = _submit(k, st, own_array(k, SQ, SQE), reqs, submit, write)
+    if queued:
+        regs[SQ1TDBL] = st.sq_tail          # one doorbell per batch
+    st.submitted += queued
+    got = _reap(k, st, own_array(k, CQ, CQE), reqs, collect)
+    if got:
+        regs[CQ1HDBL] = st.cq_head
+    st.completed += got
     return got, submit, collect
 
 
@@ -129,16 +127,17 @@ class Nvme(NvmeBDev):
         self.identify = np.zeros(BSIZE // 8, np.int64)
         self._admin(ADMIN_IDENTIFY, self.identify.ctypes.data, 0, 0)
         self.nblocks = int(self.identify[0]) // LBAS_PER_BLOCK
-        self.sq = np.zeros(queue_entries * SQE_WORDS, np.uint64)
-        self.cq = np.zeros(queue_entries * CQE_WORDS, np.uint64)
+        self.sq = np.zeros(queue_entries, SQE)
+        self.cq = np.zeros(queue_entries, CQE)
         self.reqs = np.zeros(queue_entries, np.int64)   # the request behind each command id
         self._admin(ADMIN_CREATE_CQ, self.cq.ctypes.data, 1 | ((queue_entries - 1) << 16), 0)
         self._admin(ADMIN_CREATE_SQ, self.sq.ctypes.data, 1 | ((queue_entries - 1) << 16),
                     1 << 16)
-        self.state = np.zeros(13, np.int64)
-        self.state[[MMIO, SQ, CQ, REQS, NQ, PHASE, BATCH]] = (
-            self.ssd.mmio, self.sq.ctypes.data, self.cq.ctypes.data, self.reqs.ctypes.data,
-            queue_entries, 1, batch)
+        self.state = np.zeros(1, STATE)
+        self.state["phase"], self.state["batch"] = 1, batch
+        for index, region in ((REGS, self.ssd.regs[:NREGS]), (SQ, self.sq), (CQ, self.cq),
+                              (REQS, self.reqs)):
+            self.domain.grant(index, region)
 
     def _admin(self, opcode, prp1, cdw10, cdw11):
         """Run one admin command and wait for its completion; raise if it failed."""

@@ -46,8 +46,6 @@ FIX_MEMORY = ("reach memory through the domain API (redleaf_nb.kernel.views: own
 
 #: modules (or prefixes of generated modules' names) of domain code still on raw words
 NOT_YET_CHECKED = {
-    "redleaf_nb.drivers.ixgbe": "its rings and registers are still raw words",
-    "redleaf_nb.drivers.nvme": "its queues and doorbells are still raw words",
     "redleaf_rv6_": "generated rv6 forwarders read their drivers' ids from raw words",
     "redleaf_shadow_": "generated shadows read their driver from raw words and restart it "
                        "through objmode",

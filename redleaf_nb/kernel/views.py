@@ -28,7 +28,7 @@ from numba import carray, njit
 from . import heap as hp
 from .proxy import jit_current
 from .state import D_GRANTS, MAX_RES, RES_WORDS
-from ..lowlevel.memory import itemsize, load, pointer
+from ..lowlevel.memory import itemsize, load, pointer, ring_next
 
 ADDRESS, ROWS, COLS, ITEMSIZE = range(RES_WORDS)
 STATE = 0   # the grant that holds a domain's own state
@@ -94,6 +94,14 @@ def rref_u64(k, handle, write):
 
 
 @njit(cache=True, inline="always")
+def rref_dma(k, handle, write):
+    """The device address of an object the running domain owns, to hand a device in a
+    descriptor (DMA), as a driver hands it a buffer's physical address. Domain code has
+    no way to dereference an address: only the device uses it."""
+    return hp.word_address(k, handle, jit_current(k), write)
+
+
+@njit(cache=True, inline="always")
 def rref_borrows(k, handle):
     """How many shared borrows of an object the running domain owns or borrows are
     outstanding (a negative status if it does neither)."""
@@ -122,6 +130,20 @@ def item_bytes(k, dq, item):
 
 
 @njit(cache=True, inline="always")
+def deque_pop_front(k, dq):
+    """Take the oldest item out of the running domain's deque: its handle, now the
+    domain's (0 if the deque is empty, negative if refused)."""
+    return hp.deque_pop_front(k, dq, jit_current(k))
+
+
+@njit(cache=True, inline="always")
+def deque_push_back(k, dq, item):
+    """Put an object the running domain owns at the back of its deque (0: done;
+    negative: refused, e.g. full)."""
+    return hp.deque_push_back(k, dq, jit_current(k), item)
+
+
+@njit(cache=True, inline="always")
 def deque_splice(k, src, dst, most):
     """Move up to ``most`` items from the front of the running domain's deque ``src``
     to the back of its deque ``dst``; how many moved (negative: refused)."""
@@ -129,7 +151,8 @@ def deque_splice(k, src, dst, most):
 
 
 #: what domain code may call from this module (the checker's allow-list)
-DOMAIN_API = (own_state, own_array, own_matrix, rref_bytes, rref_u64, rref_borrows, deque_len,
-              deque_peek, item_bytes, deque_splice)
+DOMAIN_API = (own_state, own_array, own_matrix, rref_bytes, rref_u64, rref_dma, rref_borrows,
+              deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back, deque_splice,
+              ring_next)
 #: the constants domain code may read with them
 E_INDEX = hp.E_INDEX
