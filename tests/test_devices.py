@@ -11,6 +11,8 @@ import pytest
 from devices import nic as N
 from devices import nvme as V
 from devices.profiles import NICS, NVMES, nic_profile
+from redleaf_nb.datasheets import ixgbe_82599 as X
+from redleaf_nb.datasheets import nvme as S
 from redleaf_nb.lowlevel.clock import tsc_hz
 
 RING = 16
@@ -25,30 +27,30 @@ class Host:
         self.tx = np.zeros(2 * ring, np.uint64)
         self.bufs = np.zeros((2 * ring, 1514), np.uint8)
         for (bal, bah, dlen, head, tail), r in [
-                ((N.RDBAL, N.RDBAH, N.RDLEN, N.RDH, N.RDT), self.rx),
-                ((N.TDBAL, N.TDBAH, N.TDLEN, N.TDH, N.TDT), self.tx)]:
+                ((X.RDBAL, X.RDBAH, X.RDLEN, X.RDH, X.RDT), self.rx),
+                ((X.TDBAL, X.TDBAH, X.TDLEN, X.TDH, X.TDT), self.tx)]:
             nic.write_reg(bal, r.ctypes.data & 0xFFFFFFFF)
             nic.write_reg(bah, r.ctypes.data >> 32)
             nic.write_reg(dlen, ring * 16)
-        nic.write_reg(N.RXDCTL, N.DCTL_ENABLE)
-        nic.write_reg(N.TXDCTL, N.DCTL_ENABLE)
-        nic.write_reg(N.RXCTRL, N.RXCTRL_RXEN)
+        nic.write_reg(X.RXDCTL, X.DCTL_ENABLE)
+        nic.write_reg(X.TXDCTL, X.DCTL_ENABLE)
+        nic.write_reg(X.RXCTRL, X.RXCTRL_RXEN)
 
     def give_rx(self, n: int):
         for i in range(n):
             self.rx[2 * i] = self.bufs[i].ctypes.data
             self.rx[2 * i + 1] = 0
-        self.nic.write_reg(N.RDT, n)
+        self.nic.write_reg(X.RDT, n)
 
     def queue_tx(self, n: int, frame: np.ndarray, eop: bool = True):
         for i in range(n):
             b = self.bufs[RING + i]
             b[:len(frame)] = frame
-            cmd = len(frame) | (N.TXD_DEXT | N.TXD_DTYP_DATA | N.TXD_RS | N.TXD_IFCS)
-            cmd |= N.TXD_EOP if eop else 0
+            cmd = len(frame) | (X.TXD_DEXT | X.TXD_DTYP_DATA | X.TXD_RS | X.TXD_IFCS)
+            cmd |= X.TXD_EOP if eop else 0
             self.tx[2 * i] = b.ctypes.data
-            self.tx[2 * i + 1] = cmd | ((len(frame) << N.TXD_PAYLEN_SHIFT) << 32)
-        self.nic.write_reg(N.TDT, n)
+            self.tx[2 * i + 1] = cmd | ((len(frame) << X.TXD_PAYLEN_SHIFT) << 32)
+        self.nic.write_reg(X.TDT, n)
 
 
 def elapse(dev, cycles: int) -> None:
@@ -77,10 +79,10 @@ def test_udp_frame_is_a_valid_ipv4_udp_frame():
 def test_reset_clears_the_rings_and_keeps_the_link_up():
     nic = N.Nic82599()
     Host(nic)
-    nic.write_reg(N.CTRL, N.CTRL_RST)
-    assert nic.read_reg(N.CTRL) & N.CTRL_RST == 0
-    assert nic.read_reg(N.RDLEN) == 0 and nic.read_reg(N.TDT) == 0
-    assert nic.read_reg(N.STATUS) & N.STATUS_LU
+    nic.write_reg(X.CTRL, X.CTRL_RST)
+    assert nic.read_reg(X.CTRL) & X.CTRL_RST == 0
+    assert nic.read_reg(X.RDLEN) == 0 and nic.read_reg(X.TDT) == 0
+    assert nic.read_reg(X.STATUS) & X.STATUS_LU
 
 
 def test_rx_fills_only_the_descriptors_software_gave_and_counts_the_rest_as_missed():
@@ -93,11 +95,11 @@ def test_rx_fills_only_the_descriptors_software_gave_and_counts_the_rest_as_miss
     N.nic_step(nic.mmio)
     offered = nic.regs[N.RX_OFFERED_FP]
     s = nic.stats()
-    assert s["rx_packets"] == 5 and nic.read_reg(N.RDH) == 5
+    assert s["rx_packets"] == 5 and nic.read_reg(X.RDH) == 5
     assert s["rx_packets"] + s["rx_missed"] == offered >= 100     # every frame counted
     for i in range(5):
         status = int(host.rx[2 * i + 1])
-        assert status & N.RXD_DD and status & N.RXD_EOP and status >> 32 == 64
+        assert status & X.RXD_DD and status & X.RXD_EOP and status >> 32 == 64
         assert (host.bufs[i, :64] == nic.frame).all()
     assert int(host.rx[2 * 5 + 1]) == 0                           # untouched: not given
 
@@ -130,8 +132,8 @@ def test_tx_drains_at_line_rate_and_writes_back_dd():
     elapse(nic, 20 * cpp)
     N.nic_step(nic.mmio)
     s = nic.stats()
-    assert s["tx_packets"] == 10 and s["tx_bytes"] == 640 and nic.read_reg(N.TDH) == 10
-    assert all((int(host.tx[2 * i + 1]) >> 32) & N.TXD_DD for i in range(10))
+    assert s["tx_packets"] == 10 and s["tx_bytes"] == 640 and nic.read_reg(X.TDH) == 10
+    assert all((int(host.tx[2 * i + 1]) >> 32) & X.TXD_DD for i in range(10))
     assert s["rx_packets"] == s["rx_missed"] == 0    # no traffic offered to us
 
 
@@ -176,15 +178,15 @@ class NvmeHost:
     def __init__(self, ssd: V.NvmeSsd, entries: int = 4):
         self.ssd, self.n = ssd, entries
         self.asq, self.acq = np.zeros(8 * 8, np.uint64), np.zeros(8 * 2, np.uint64)
-        ssd.write_reg(V.CC, 0)
-        ssd.write_reg(V.AQA, 7 | (7 << 16))
-        ssd.write_reg(V.ASQ, self.asq.ctypes.data)
-        ssd.write_reg(V.ACQ, self.acq.ctypes.data)
-        ssd.write_reg(V.CC, V.CC_EN)
+        ssd.write_reg(S.CC, 0)
+        ssd.write_reg(S.AQA, 7 | (7 << 16))
+        ssd.write_reg(S.ASQ, self.asq.ctypes.data)
+        ssd.write_reg(S.ACQ, self.acq.ctypes.data)
+        ssd.write_reg(S.CC, S.CC_EN)
         self.atail = 0
         self.sq, self.cq = np.zeros(entries * 8, np.uint64), np.zeros(entries * 2, np.uint64)
-        self.admin(V.ADMIN_CREATE_CQ, self.cq.ctypes.data, 1 | ((entries - 1) << 16))
-        self.admin(V.ADMIN_CREATE_SQ, self.sq.ctypes.data, 1 | ((entries - 1) << 16))
+        self.admin(S.ADMIN_CREATE_CQ, self.cq.ctypes.data, 1 | ((entries - 1) << 16))
+        self.admin(S.ADMIN_CREATE_SQ, self.sq.ctypes.data, 1 | ((entries - 1) << 16))
         self.tail = self.head = 0
         self.phase = 1
         self.pages = np.zeros((64, 4096), np.uint8)
@@ -194,7 +196,7 @@ class NvmeHost:
         sqe[:] = 0
         sqe[0], sqe[3], sqe[5] = op | (self.atail << 16), prp1, cdw10
         self.atail += 1
-        self.ssd.write_reg(V.SQ0TDBL, self.atail)
+        self.ssd.write_reg(S.SQ0TDBL, self.atail)
         dw3 = int(self.acq[(self.atail - 1) * 2 + 1]) >> 32
         assert (dw3 >> 16) & 1 == 1 and dw3 >> 17 == 0, "admin command failed"
 
@@ -204,7 +206,7 @@ class NvmeHost:
         sqe[0] = op | (self.tail << 16) | (1 << 32)
         sqe[3], sqe[5], sqe[6] = self.pages[page].ctypes.data, block * 8, nlb - 1
         self.tail = (self.tail + 1) % self.n
-        self.ssd.regs[V.SQ1TDBL] = self.tail
+        self.ssd.regs[S.SQ1TDBL] = self.tail
 
     def reap(self):
         """(cid, status, phase) of every new completion, ringing the CQ doorbell."""
@@ -217,7 +219,7 @@ class NvmeHost:
             self.head += 1
             if self.head == self.n:
                 self.head, self.phase = 0, 1 - self.phase
-        self.ssd.regs[V.CQ1HDBL] = self.head
+        self.ssd.regs[S.CQ1HDBL] = self.head
         return out
 
 
@@ -230,7 +232,7 @@ def test_identify_reports_the_namespace_size():
     ssd = V.NvmeSsd("p3700")
     host = NvmeHost(ssd)
     page = np.zeros(512, np.int64)
-    host.admin(V.ADMIN_IDENTIFY, page.ctypes.data, 0)
+    host.admin(S.ADMIN_IDENTIFY, page.ctypes.data, 0)
     assert page[0] == ssd.profile.nblocks * 8
 
 
@@ -241,7 +243,7 @@ def test_blocks_written_read_back_and_phase_tags_flip_on_wrap():
     phases = []
     for block in range(10):            # 10 commands through a 4-entry queue: it wraps
         host.pages[block] = block + 1
-        host.submit(V.OP_WRITE, block, block)
+        host.submit(S.OP_WRITE, block, block)
         V.nvme_step(ssd.mmio)
         done = host.reap()
         assert [d[0] for d in done] == [(host.tail - 1) % 4] and done[0][1] == 0
@@ -250,7 +252,7 @@ def test_blocks_written_read_back_and_phase_tags_flip_on_wrap():
     assert all((ssd.blocks[b] == b + 1).all() for b in range(10))
     host.pages[:10] = 0
     for block in range(10):
-        host.submit(V.OP_READ, block, block)
+        host.submit(S.OP_READ, block, block)
         V.nvme_step(ssd.mmio)
         assert host.reap()[0][1] == 0
     assert all((host.pages[b] == b + 1).all() for b in range(10))
@@ -261,10 +263,10 @@ def test_bad_commands_complete_with_an_error_status():
     ssd = V.NvmeSsd("unlimited")
     host = NvmeHost(ssd)
     ssd.start_clock()
-    host.submit(V.OP_READ, ssd.profile.nblocks + 5, 0)     # beyond the namespace
-    host.submit(V.OP_READ, 0, 0, nlb=3)                    # not one 4 KiB block
+    host.submit(S.OP_READ, ssd.profile.nblocks + 5, 0)     # beyond the namespace
+    host.submit(S.OP_READ, 0, 0, nlb=3)                    # not one 4 KiB block
     V.nvme_step(ssd.mmio)
-    assert [d[1] for d in host.reap()] == [V.SC_LBA_RANGE, V.SC_LBA_RANGE]
+    assert [d[1] for d in host.reap()] == [S.SC_LBA_RANGE, S.SC_LBA_RANGE]
     assert ssd.stats()["errors"] == 2
 
 
@@ -273,10 +275,10 @@ def test_a_full_completion_queue_holds_completions_back():
     host = NvmeHost(ssd, entries=4)
     ssd.start_clock()
     for b in range(3):
-        host.submit(V.OP_WRITE, b, b)
+        host.submit(S.OP_WRITE, b, b)
     V.nvme_step(ssd.mmio)
     assert ssd.stats()["writes"] == 3          # 3 CQ slots used: the 4-entry CQ is full
-    host.submit(V.OP_WRITE, 3, 3)
+    host.submit(S.OP_WRITE, 3, 3)
     V.nvme_step(ssd.mmio)
     assert ssd.stats()["writes"] == 3 and ssd.stats()["in_flight"] == 1
     assert len(host.reap()) == 3
@@ -289,7 +291,7 @@ def test_commands_complete_after_the_latency_and_no_faster_than_the_iops():
     host = NvmeHost(ssd, entries=64)
     ssd.start_clock()
     for b in range(40):
-        host.submit(V.OP_READ, b, b % 64)
+        host.submit(S.OP_READ, b, b % 64)
     V.nvme_step(ssd.mmio)
     fetched = int(ssd.regs[V.NOW])
     assert ssd.stats()["reads"] == 0           # 20 us latency: nothing is done yet

@@ -117,7 +117,7 @@ def test_ixgbe_rx_every_frame_is_received_or_counted_missed(config):
         received += got
     s = nic.stats()
     pending = sum(1 for i in range(RING) if driver.impl.rx_bufs[i] and
-                  int(driver.impl.rx_ring[2 * i + 1]) & N.RXD_DD)
+                  int(driver.impl.rx_ring[i]["info"]) & N.RXD_DD)
     assert s["rx_packets"] == len(received) + pending
     offered = (int(nic.regs[N.NOW]) << N.FP) // int(nic.regs[N.CPP_FP])
     assert s["rx_packets"] + s["rx_missed"] == offered
@@ -263,3 +263,40 @@ def test_benchmark_runs_recycle_buffers_and_leak_nothing():
     r = run_blk(Nvme, "redleaf-shadow", write=True, batch=4, seconds=0.002, profile="p3700",
                 queue_depth=8)
     assert r.done > 0 and r.device["errors"] == 0
+
+
+# --- a corrupted ring index in a driver's typed state is a panic, never a stray access ---
+
+CORRUPTIONS = [(Ixgbe, "rx_next", False), (Ixgbe, "rx_tail", False), (Ixgbe, "tx_next", True),
+               (Ixgbe, "tx_clean", True), (Nvme, "sq_tail", False), (Nvme, "cq_head", True)]
+
+
+def _driver_bench(driver_cls, config):
+    if driver_cls is Ixgbe:
+        b = Bench(config, Ixgbe, "net", Nic82599("x520", 64, rx_traffic=False), batch=8,
+                  ring=RING)
+        fill = lambda: b.new(N.udp_frame(64))          # noqa: E731
+    else:
+        b = Bench(config, Nvme, "bdev", NvmeSsd("unlimited"), batch=8, queue_entries=16)
+        fill = lambda: b.new(np.zeros((), exchangeable(BlkReq).dtype))   # noqa: E731
+    return b, fill
+
+
+@pytest.mark.parametrize("config", ["redleaf-domain", "redleaf-shadow"])
+@pytest.mark.parametrize("driver_cls, field, flag", CORRUPTIONS,
+                         ids=[f"{c.__name__}-{f}" for c, f, _ in CORRUPTIONS])
+def test_a_corrupted_ring_index_crashes_only_the_driver(driver_cls, field, flag, config):
+    b, fill = _driver_bench(driver_cls, config)
+    for _ in range(4):
+        b.push(fill())
+    driver = b.k.lookup("net-driver" if driver_cls is Ixgbe else "bdev-driver").domain
+    driver.jit_state[field] = 1 << 40            # what an off-by-a-lot bug could write
+    status, _ = b.call(flag)
+    assert status == RPC_PANIC                   # the bounds check fired inside the driver
+    assert not driver.alive
+    b.k._settle_jitted_deaths("test")
+    b.k.heap.check_invariants()
+    assert b.k.heap.owned(driver.id) == (0, 0)   # everything it held was reclaimed
+    if config == "redleaf-shadow":               # the shadow brought a fresh driver up
+        fresh = b.k.lookup("net-driver" if driver_cls is Ixgbe else "bdev-driver").domain
+        assert fresh.alive and fresh.id != driver.id

@@ -32,8 +32,7 @@ def files(room: str):
     ("redleaf_nb/datasheets", ("redleaf_nb.datasheets",)),
     ("devices", ("devices", "redleaf_nb.lowlevel", "redleaf_nb.datasheets")),
     ("redleaf_nb/drivers", ("redleaf_nb.drivers", "redleaf_nb.interfaces", "redleaf_nb.datasheets",
-                            "redleaf_nb.kernel.views", "redleaf_nb.kernel.heap",
-                            "redleaf_nb.kernel.proxy", "redleaf_nb.lowlevel.memory")),
+                            "redleaf_nb.kernel.views")),
     ("redleaf_nb/kernel", ("redleaf_nb.kernel", "redleaf_nb.lowlevel", "redleaf_nb._numba_cache",
                            "redleaf_nb.codeversion")),
 ])

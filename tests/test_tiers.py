@@ -408,14 +408,16 @@ class Pair(Interface):
 
 @njit(cache=True, boundscheck=True)
 def jit_moved(k, state, a, b):
-    return views.rref_u64(k, a, False)[0] + views.rref_u64(k, b, False)[0]
+    return (views.rref_array(k, a, np.uint64, False)[0]
+            + views.rref_array(k, b, np.uint64, False)[0])
 
 
 @njit(cache=True, boundscheck=True)
 def jit_shared(k, state, a, b):
     """1000 * the borrow count of ``a`` during the call + the two values."""
-    return np.uint64(1000 * views.rref_borrows(k, a) + views.rref_u64(k, a, False)[0]
-                     + views.rref_u64(k, b, False)[0])
+    value = views.rref_array(k, a, np.uint64, False)[0] + views.rref_array(k, b, np.uint64,
+                                                                           False)[0]
+    return np.uint64(1000 * views.rref_borrows(k, a) + value)
 
 
 class PairImpl(Pair):

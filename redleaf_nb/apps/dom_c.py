@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.bench import Bench
-from redleaf_nb.kernel.views import own_state, rref_u64, state_type
+from redleaf_nb.kernel.views import own_state, rref_array, state_type
 
 STATE = state_type(counter=np.int64)
 
@@ -19,7 +19,7 @@ def jit_null(k, state):
 @njit(cache=True, boundscheck=True)
 def jit_one_rref(k, state, x):
     """Jitted ``Bench.one_rref``: increment the u64 behind ``x`` and return it."""
-    rref_u64(k, x, True)[0] += 1
+    rref_array(k, x, np.uint64, True)[0] += 1
     return x
 
 
@@ -30,12 +30,13 @@ class DomC(Bench):
 
     def create_bench(self):
         self.state = np.zeros(1, STATE)
+        self.counter = self.state["counter"]   # the same memory, as the plain array it was
 
     def jit_state(self):
         return self.state
 
     def null(self):
-        self.state["counter"] += 1
+        self.counter[0] += 1
 
     def one_rref(self, x):
         x.set(x.get() + 1)

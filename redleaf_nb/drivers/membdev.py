@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
-from redleaf_nb.kernel.views import own_matrix, own_state, rref_bytes, state_type
+from redleaf_nb.kernel.views import own_matrix, own_state, rref_array, state_type
 
 
 class MemDisk:
@@ -30,7 +30,7 @@ def jit_read(k, state, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
     if block >= own_state(k, STATE).nblocks:
         raise IndexError("block out of range")
-    rref_bytes(k, data, True)[:] = own_matrix(k, DISK, np.uint8)[block]
+    rref_array(k, data, np.uint8, True)[:] = own_matrix(k, DISK, np.uint8)[block]
     return data
 
 
@@ -39,7 +39,7 @@ def jit_write(k, state, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
     if block >= own_state(k, STATE).nblocks:
         raise IndexError("block out of range")
-    own_matrix(k, DISK, np.uint8)[block] = rref_bytes(k, data, False)
+    own_matrix(k, DISK, np.uint8)[block] = rref_array(k, data, np.uint8, False)
 
 
 @njit(cache=True, boundscheck=True)

@@ -22,7 +22,7 @@ from redleaf_nb.datasheets.nvme import (ACQ, ADMIN_CREATE_CQ, ADMIN_CREATE_SQ, A
                                         SQE_WORDS, STATUS_SHIFT)
 from redleaf_nb.interfaces.nvme import BSIZE, NvmeBDev
 from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_state,
-                                     ring_next, rref_dma, rref_u64, state_type)
+                                     ring_next, rref_array, rref_dma, state_type)
 
 ADMIN_ENTRIES = 16
 DATA_OFFSET = 16     # BlkReq.data follows block and data_len
@@ -49,7 +49,7 @@ def _submit(k, st, sq, reqs, submit, write):
         sqe.mptr = 0
         sqe.prp1 = rref_dma(k, req, True) + DATA_OFFSET       # zero-copy: the request's data
         sqe.prp2 = 0
-        sqe.cdw10_11 = rref_u64(k, req, True)[BLOCK] * LBAS_PER_BLOCK   # SLBA
+        sqe.cdw10_11 = rref_array(k, req, np.uint64, True)[BLOCK] * LBAS_PER_BLOCK   # SLBA
         sqe.cdw12_13 = LBAS_PER_BLOCK - 1                     # NLB - 1
         sqe.cdw14_15 = 0
         reqs[tail] = req
@@ -71,7 +71,7 @@ def _reap(k, st, cq, reqs, collect):
         cid = dw3 & 0xFFFF
         req = reqs[cid]
         ok = (dw3 >> STATUS_SHIFT) == 0
-        rref_u64(k, req, True)[DATA_LEN] = BSIZE if ok else 0
+        rref_array(k, req, np.uint64, True)[DATA_LEN] = BSIZE if ok else 0
         if deque_push_back(k, collect, req) != 0:
             break   # collect is full: this completion is taken next call
         reqs[cid] = 0

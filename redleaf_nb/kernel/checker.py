@@ -42,7 +42,7 @@ FORBIDDEN = {numba.carray: "numba.carray makes an array from a raw pointer",
              numba.objmode: "objmode leaves the checked, compiled code",
              numba.cfunc: "cfunc makes a C callback (raw pointers)"}
 FIX_MEMORY = ("reach memory through the domain API (redleaf_nb.kernel.views: own_state, "
-              "own_array, own_matrix, rref_bytes, rref_u64, deque_* ...)")
+              "own_array, own_matrix, rref_array, deque_* ...)")
 
 #: modules (or prefixes of generated modules' names) of domain code still on raw words
 NOT_YET_CHECKED = {

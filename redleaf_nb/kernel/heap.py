@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numba import carray, njit
 
-from ..lowlevel.memory import load, pointer, ring_next, store
+from ..lowlevel.memory import itemsize, load, pointer, ring_next, store
 from .state import (D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
                     D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import ExType, HeapType, Scalar
@@ -546,6 +546,24 @@ def data_view(h, handle, caller, write):
         raise ValueError("bad RRef access (stale, foreign or lent handle)")
     off = mget(mp, slot, OFFSET)
     return arena_of(h)[off:off + mget(mp, slot, SIZE)]
+
+
+@njit(cache=True)
+def _bad_access():
+    """A panic kept out of line (a ``raise`` inlined into a hot path costs every call)."""
+    raise ValueError("bad RRef access (stale, foreign or lent handle)")
+
+
+@njit(cache=True, inline="always")
+def typed_view(h, handle, caller, write, dtype):
+    """An object's value as an array of ``dtype`` (its size rounded down to whole
+    items), for jitted domain code; a bad handle is a panic."""
+    mp, n = load(h, D_META), load(h, D_NSLOTS)
+    slot = _write(mp, n, handle, caller) if write else _read(mp, n, handle, caller)
+    if slot < 0:
+        _bad_access()
+    return carray(pointer(load(h, D_ARENA) + mget(mp, slot, OFFSET), dtype),
+                  mget(mp, slot, SIZE) // itemsize(dtype))
 
 
 @njit(cache=True, inline="always")

@@ -9,7 +9,7 @@ memory only through this module:
 * the **regions** the kernel granted it (a device's rings and buffers, a RAM
   disk), as arrays of a fixed dtype: ``own_array(k, i, dtype)`` and
   ``own_matrix(k, i, dtype)``;
-* **exchange-heap objects** through the heap's checked accessors, which take no
+* **exchange-heap objects** through the heap's checked accessors (``rref_array``), which take no
   caller id: they act as the domain the kernel's own call state says is running.
 
 The address, shape and item size of every view come from the kernel's grant
@@ -81,16 +81,11 @@ def own_matrix(k, index, dtype):
 
 
 @njit(cache=True, inline="always")
-def rref_bytes(k, handle, write):
-    """The bytes of an exchange-heap object the running domain owns (or, to read,
-    borrows); any other handle is a panic."""
-    return hp.data_view(k, handle, jit_current(k), write)
-
-
-@njit(cache=True, inline="always")
-def rref_u64(k, handle, write):
-    """An ``RRef[u64]`` (or any 8-byte-aligned object) as an array of uint64 words."""
-    return hp.data_view(k, handle, jit_current(k), write).view(np.uint64)
+def rref_array(k, handle, dtype, write):
+    """The value of an exchange-heap object the running domain owns (or, to read,
+    borrows) as an array of ``dtype`` (``np.uint8`` for its bytes); any other handle
+    is a panic. To write, the domain must own it and not have lent it."""
+    return hp.typed_view(k, handle, jit_current(k), write, dtype)
 
 
 @njit(cache=True, inline="always")
@@ -151,7 +146,7 @@ def deque_splice(k, src, dst, most):
 
 
 #: what domain code may call from this module (the checker's allow-list)
-DOMAIN_API = (own_state, own_array, own_matrix, rref_bytes, rref_u64, rref_dma, rref_borrows,
+DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_borrows,
               deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back, deque_splice,
               ring_next)
 #: the constants domain code may read with them
