@@ -128,7 +128,7 @@ def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
         bar.update()
     value = k.wrap(box["x"], u64).get()
     expected = 2 * calls * (repeats + 1)
-    if value != expected or shadow.domain.jit_state[1] != 0:
+    if value != expected or shadow.domain.jit_state["restarts"][0] != 0:
         raise RuntimeError(f"one_rref ran {value} times (expected {expected}), or the "
                            "shadow restarted its driver during the measurement")
     return rows

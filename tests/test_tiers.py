@@ -139,7 +139,7 @@ def test_a_jitted_shadow_restarts_its_driver_transparently():
     assert k.jit_call(sh, "nblocks") == (RPC_OK, 8)  # restarted, no error
     status, h = k.jit_call(sh, "read", 2, k.new(Block))
     assert status == RPC_OK and (k.wrap(h, Block).get() == 4).all()  # the write survived
-    assert sh.domain.jit_state[1] == 1 and k.lookup("membdev").domain.alive
+    assert sh.domain.jit_state["restarts"][0] == 1 and k.lookup("membdev").domain.alive
     k.heap.check_invariants()
 
 

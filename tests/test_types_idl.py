@@ -305,10 +305,11 @@ def test_a_bad_size_says_why():
 
 
 @pytest.mark.parametrize("name", ["rt", "callee", "cont", "ret", "k", "state", "status", "move",
-                                  "load", "me", "Exception", "slot_x", "lent_data", "P_put"])
+                                  "own_state", "driver_call", "Exception", "slot_x", "lent_data",
+                                  "P_put", "STATE"])
 def test_a_parameter_may_not_take_a_name_the_generated_proxies_use(name):
     # e.g. a parameter 'rt' was overwritten by the Python proxy's own 'rt' before it was
-    # checked; 'k' is a duplicate argument of the jitted proxy; 'load' breaks the shadow
+    # checked; 'k' is a duplicate argument of the jitted proxy; 'own_state' breaks the shadow
     src = f"class Bad(Interface):\n    def put(self, {name}: u32) -> None: ...\n"
     with pytest.raises(IDLError, match=rf"^Bad\.put: parameter '{name}': the generated proxies "
                                        "use this name"):
@@ -321,7 +322,7 @@ def test_show_proxy_prints_the_jitted_shadow_generated_for_a_driver(capsys):
     src = capsys.readouterr().out
     for name in MemBDev.jit_methods:
         assert f"def shadow_{name}(k, state" in src and f"def recover_{name}(k, state" in src
-    assert "recover_driver(k, state)" in src
+    assert "restart_driver(k)" in src
 
 
 # --- one room for generated code ------------------------------------------------------

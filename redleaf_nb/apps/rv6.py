@@ -13,20 +13,23 @@ import numpy as np
 from redleaf_nb.interfaces.net import Net
 from redleaf_nb.interfaces.nvme import NvmeBDev
 from redleaf_nb.interfaces.rv6 import Rv6
-from redleaf_nb.kernel.codegen import forwarder_source, load_generated
+from redleaf_nb.kernel.codegen import callee_source, forwarder_source, load_generated
+from redleaf_nb.kernel.views import state_type
 
-# jitted state: the net driver's (domain id, state address), then the block driver's
-NET_ID, NET_STATE, BDEV_ID, BDEV_STATE = range(4)
-_CALLS = {"net_submit_and_poll": (Net, "submit_and_poll", NET_ID, NET_STATE, "net"),
-          "blk_submit_and_poll": (NvmeBDev, "submit_and_poll", BDEV_ID, BDEV_STATE, "bdev")}
+# jitted state: the domain ids of the drivers rv6 forwards to (0: none)
+STATE = state_type(net=np.int64, bdev=np.int64)
+_CALLS = {"net_submit_and_poll": (Net, "submit_and_poll", "net"),
+          "blk_submit_and_poll": (NvmeBDev, "submit_and_poll", "bdev")}
 
 
 def _syscall_source(syscall: str, impl) -> str:
-    iface, method, id_word, state_word, what = _CALLS[syscall]
+    iface, method, what = _CALLS[syscall]
+    m = iface.__methods__[method]
+    proxy = load_generated(f"redleaf_proxy_{iface.__name__}_{method}_callee",
+                           callee_source(iface.__name__, m, impl))
     return forwarder_source(f"rv6_{syscall}", f"rv6 system call {syscall}: forward to the {what} "
                             "driver; its failure fails the system call (reported as a status: "
-                            "rv6 itself lives on).", iface.__name__, iface.__methods__[method],
-                            impl, id_word, state_word)
+                            "rv6 itself lives on).", m, proxy.__name__, (__name__, "STATE"), what)
 
 
 def rv6_class(net_cls: type | None = None, bdev_cls: type | None = None) -> type:
@@ -47,16 +50,15 @@ class Rv6Domain(Rv6):
     jit_methods: dict = {}
 
     def create_rv6(self):
-        self.state = np.zeros(4, np.int64)
+        self.state = np.zeros(1, STATE)
         self.drivers = {}
-        for name, id_word in (("net", NET_ID), ("bdev", BDEV_ID)):
+        for name in ("net", "bdev"):
             try:
                 proxy = self.domain.lookup(name)
             except KeyError:
                 continue
             self.drivers[name] = proxy
-            self.state[id_word] = proxy.domain.id
-            self.state[id_word + 1] = proxy.domain.jit_state_address
+            self.state[name] = proxy.domain.id
 
     def jit_state(self):
         return self.state

@@ -10,15 +10,14 @@ are checked against what domain code may use:
 * no ``objmode``, ``cfunc``, ``carray``/``farray``, no ``ctypes``, ``cffi``,
   ``llvmlite`` or numba intrinsics and extension hooks;
 * nothing of the trusted layer (``redleaf_nb.lowlevel``, ``redleaf_nb.kernel``,
-  ``devices``) except the domain API, :data:`views.DOMAIN_API`.
+  ``devices``) except the domain API (:data:`views.DOMAIN_API`, and for shadows
+  :data:`shadow.SHADOW_API`) and generated proxies, through which a domain calls
+  another.
 
 Names are resolved, not read: ``hp.load`` through any alias of a module, or a
 function bound in a closure, is what it resolves to. A refusal names the module,
 function and line, the rule broken and how to fix it. Domains defined in a
 notebook (``__main__``) are checked like any other.
-
-The modules of domain code not yet converted to the domain API are listed in
-:data:`NOT_YET_CHECKED`, each with why; the list only shrinks.
 """
 from __future__ import annotations
 
@@ -34,6 +33,7 @@ from numba.core.extending import _Intrinsic
 from . import views
 
 TRUSTED_PACKAGES = ("redleaf_nb.kernel", "redleaf_nb.lowlevel", "devices")
+GENERATED_PROXIES = "redleaf_proxy_"   # generated proxy modules (codegen.py): trusted
 FORBIDDEN_PACKAGES = ("ctypes", "_ctypes", "cffi", "_cffi_backend", "llvmlite", "numba.extending",
                       "numba.core.extending", "numba.core.cgutils", "numba.core.imputils",
                       "numba.experimental")
@@ -43,13 +43,6 @@ FORBIDDEN = {numba.carray: "numba.carray makes an array from a raw pointer",
              numba.cfunc: "cfunc makes a C callback (raw pointers)"}
 FIX_MEMORY = ("reach memory through the domain API (redleaf_nb.kernel.views: own_state, "
               "own_array, own_matrix, rref_array, deque_* ...)")
-
-#: modules (or prefixes of generated modules' names) of domain code still on raw words
-NOT_YET_CHECKED = {
-    "redleaf_rv6_": "generated rv6 forwarders read their drivers' ids from raw words",
-    "redleaf_shadow_": "generated shadows read their driver from raw words and restart it "
-                       "through objmode",
-}
 
 
 class DomainSafetyError(TypeError):
@@ -78,8 +71,7 @@ def check_domain(cls: type, iface: type) -> None:
             raise DomainSafetyError(f"{where}: {fn.py_func.__name__} takes {got} arguments; "
                                     f"{iface.__methods__[name].signature()} needs {want}: "
                                     "(k, state, *params)")
-        if not fn.py_func.__module__.startswith(tuple(NOT_YET_CHECKED)):
-            check_function(fn)
+        check_function(fn)
 
 
 def check_function(fn: Dispatcher, _seen: set | None = None) -> None:
@@ -106,7 +98,14 @@ def check_function(fn: Dispatcher, _seen: set | None = None) -> None:
 
 
 def _trusted(module: str) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in TRUSTED_PACKAGES)
+    return module.startswith(GENERATED_PROXIES) or any(
+        module == p or module.startswith(p + ".") for p in TRUSTED_PACKAGES)
+
+
+def _allowed() -> tuple:
+    """The trusted functions domain code may call."""
+    from .shadow import SHADOW_API  # shadow.py reaches this module through idl.py
+    return views.DOMAIN_API + SHADOW_API
 
 
 def _forbidden(value) -> str | None:
@@ -120,7 +119,9 @@ def _forbidden(value) -> str | None:
         return "a numba intrinsic emits raw LLVM (pointers, unchecked loads)"
     if isinstance(value, Dispatcher):
         module = value.py_func.__module__
-        if _trusted(module) and value not in views.DOMAIN_API:
+        if module.startswith(GENERATED_PROXIES):
+            return None      # a call into another domain, through its proxy
+        if _trusted(module) and value not in _allowed():
             return f"{module}.{value.py_func.__name__} is trusted code, not the domain API"
         return None
     module = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")

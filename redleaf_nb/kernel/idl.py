@@ -28,9 +28,9 @@ import numba
 from numba import njit, types as nbt
 
 from . import proxy as px
-from .codegen import (JIT_HEADER, JitUnsupported, bound_proxy_source, direct_source, has_heap,
-                      jit_method_source, jit_proxy_source, load_generated, python_proxy_source,
-                      shadow_source)
+from .codegen import (JIT_HEADER, JitUnsupported, bound_proxy_source, callee_source, direct_source,
+                      forwarder_source, has_heap, jit_method_source, jit_proxy_source,
+                      load_generated, python_proxy_source, shadow_source)
 from .types import (BorrowType, ExType, HeapType, InterfaceType, NotExchangeable,
                     OptionalType, RRefType, Scalar, TupleType, UnitType, check_type_name,
                     exchangeable, resolve_annotations, u32)
@@ -204,7 +204,10 @@ def reserved_param_names() -> tuple[frozenset[str], tuple[str, ...]]:
     m = Method(iface.__name__, "probe_meth", params, RRefType(u32))
     text = "\n".join([python_proxy_source(iface.__name__, {m.name: m}), JIT_HEADER,
                       jit_method_source(iface.__name__, m, status=True),
-                      shadow_source(iface.__name__, m, heap.slot_of, 0, 1)])  # any @njit
+                      callee_source(iface.__name__, m, heap.slot_of),   # any module-level @njit
+                      shadow_source(m, "probe_proxy_module"),
+                      forwarder_source("probe_forward", "", m, "probe_proxy_module",
+                                       ("probe_state_module", "STATE"), "probe_field")])
     found = set()
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Name):

@@ -37,11 +37,11 @@ import numpy as np
 from numba import njit, objmode
 
 from . import heap as hp
-from .codegen import load_generated, shadow_source
+from .codegen import callee_source, load_generated, shadow_source
 from .idl import Method
 from .proxy import RpcError, jit_current
-from ..lowlevel.memory import load
 from .types import HeapType, OptionalType, RRefType, TupleType
+from .views import state_type
 
 
 @dataclass
@@ -91,9 +91,10 @@ class ShadowBase:
         self.target, self.policy, self.stats = target, policy, ShadowStats()
         self._recent: deque[float] = deque()   # times of the restarts in the period
         kernel, driver = self.domain.kernel, self.domain.kernel.lookup(target).domain
-        _KERNELS[id(kernel)] = kernel
-        self.domain.set_jit_state(np.array([driver.id, 0, id(kernel), driver.jit_state_address],
-                                           np.int64))
+        _KERNELS[kernel.heap.k] = kernel
+        state = np.zeros(1, SHADOW_STATE)
+        state["driver"] = driver.id
+        self.domain.set_jit_state(state)
 
     def _may_restart(self) -> bool:
         now = self.policy.clock()
@@ -122,8 +123,7 @@ class ShadowBase:
                 self.stats.failed_restarts += 1
             self.stats.restart_ns.append(time.perf_counter_ns() - t0)
         state = self.domain.jit_state
-        state[CTL_DRIVER], state[CTL_STATE] = driver.id, driver.jit_state_address
-        state[CTL_RESTARTS] = self.stats.restarts
+        state["driver"], state["restarts"] = driver.id, self.stats.restarts
         return True
 
     def _snapshot(self, m: Method, args: tuple):
@@ -181,45 +181,70 @@ class ShadowBase:
 
 # --- the jitted tier -----------------------------------------------------------
 #
-# A jitted shadow is an @njit function per method, generated for the driver
-# implementation it guards: it calls the driver through the driver's bound
-# proxy and, when the driver died, recovers it (through an objmode call of
-# ShadowBase._recover, the Python tier's restart and policy) and retries.
-# Its jitted state is an int64 array: the driver's domain id, the restarts so
-# far, the kernel's key and the address of the driver's own jitted state.
-# Requests with by-value RRef arguments that entered the driver cannot be
-# retried (the arguments went down with it): after the restart they are
-# reported as RPC_PANIC. A shadow's methods return (status, result)
-# (``reports_status``), so the proxy in front of it passes the status on
-# without crashing the shadow, which lives on for the next request.
+# A jitted shadow is an ordinary domain: @njit(boundscheck=True) functions, one
+# per method, generated for the driver implementation it guards and checked like
+# any domain's. Its state is a record holding the driver's current domain id and
+# the restarts so far (no addresses). It calls the driver through the driver's
+# generated proxy and, when the driver died, asks the kernel to recover it:
+# ``restart_driver`` is the shadow's capability, honoured only for a domain the
+# kernel created as a shadow (``Kernel.create_shadow``) and only for its own
+# driver. Requests with by-value RRef arguments that entered the driver cannot be
+# retried (the arguments went down with it): after the restart they are reported
+# as RPC_PANIC. A shadow's methods return (status, result) (``reports_status``),
+# so the proxy in front of it passes the status on without crashing the shadow,
+# which lives on for the next request.
 
-CTL_DRIVER, CTL_RESTARTS, CTL_KERNEL, CTL_STATE = range(4)
+SHADOW_STATE = state_type(driver=np.int64, restarts=np.int64)
 _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 
 
-def jit_recover(kernel_key: int, shadow_id: int) -> int:
-    """For a jitted shadow: finish the crash its call saw and bring its driver back
-    (:meth:`ShadowBase._recover`); 1 if the driver is alive, 0 if the policy gave up."""
-    kernel = _KERNELS[kernel_key]
+def _restart_for(k: int, shadow_id: int) -> int:
+    """The kernel side of :func:`restart_driver`: finish the crash the shadow's call
+    saw and bring its driver back; 1 if the driver is alive, 0 if the policy gave up,
+    -1 if the caller is not a shadow (it has no such right)."""
+    kernel = _KERNELS.get(k)     # a kernel with no shadow has no entry
+    if kernel is None:
+        return -1
     kernel._settle_jitted_deaths("panic in a jitted call through a shadow")
-    return int(kernel._domains[shadow_id & hp.SLOT_MASK].impl._recover())
+    dom = kernel._domains.get(shadow_id & hp.SLOT_MASK)
+    if dom is None or dom.id != shadow_id or not isinstance(dom.impl, ShadowBase):
+        return -1
+    return int(dom.impl._recover())
 
 
 @njit(cache=True)
-def recover_driver(k, state):
-    """A jitted shadow's driver died: recover it; whether it is alive again."""
-    kernel, me = load(state, CTL_KERNEL), jit_current(k)
+def _not_a_shadow():
+    raise PermissionError("restart_driver: the calling domain is not a shadow")
+
+
+@njit(cache=True)
+def restart_driver(k):
+    """For a jitted shadow: its driver died; recover it (the restart policy decides).
+    Whether the driver is alive again. Runs as the calling domain, which must be a
+    shadow (the kernel's capability check; anyone else panics)."""
+    me = jit_current(k)
     with objmode(up="int64"):
-        up = jit_recover(kernel, me)
+        up = _restart_for(k, me)
+    if up < 0:
+        _not_a_shadow()
     return up != 0
 
 
+#: what a generated shadow may call beyond the domain API (kernel/views.py)
+SHADOW_API = (restart_driver,)
+
+
 def _jit_shadow_sources(iface: type, driver_cls: type) -> dict[str, str]:
-    """The generated jitted shadow module of every method the driver implements jitted."""
+    """The generated jitted shadow module of every method the driver implements jitted
+    (each imports the driver's generated proxy, from a module of its own)."""
     iface = iface.declared()
-    return {name: shadow_source(iface.__name__, iface.__methods__[name], impl, CTL_DRIVER,
-                                CTL_STATE)
-            for name, impl in getattr(driver_cls, "jit_methods", {}).items()}
+    out = {}
+    for name, impl in getattr(driver_cls, "jit_methods", {}).items():
+        m = iface.__methods__[name]
+        proxy = load_generated(f"redleaf_proxy_{iface.__name__}_{name}_callee",
+                               callee_source(iface.__name__, m, impl))
+        out[name] = shadow_source(m, proxy.__name__)
+    return out
 
 
 def jit_shadow_source(iface: type, driver_cls: type) -> str:
@@ -263,4 +288,4 @@ def shadow_class(iface: type, driver_cls: type) -> type:
     return cls
 
 
-__all__ = ["RestartPolicy", "ShadowStats", "shadow_class", "jit_recover"]
+__all__ = ["RestartPolicy", "ShadowStats", "shadow_class", "restart_driver"]

@@ -26,7 +26,7 @@ import numpy as np
 from numba import carray, njit
 
 from . import heap as hp
-from .proxy import jit_current
+from .proxy import jit_alive, jit_current
 from .state import D_GRANTS, MAX_RES, RES_WORDS
 from ..lowlevel.memory import itemsize, load, pointer, ring_next
 
@@ -97,6 +97,19 @@ def rref_dma(k, handle, write):
 
 
 @njit(cache=True, inline="always")
+def rref_free(k, handle):
+    """Free an object the running domain owns (and what it contains); 0, or a
+    negative status if it is not the domain's to free (moved on, lent, stale)."""
+    return hp.free(k, handle, jit_current(k))
+
+
+@njit(cache=True, inline="always")
+def domain_alive(k, domain_id):
+    """Whether a domain (by id, e.g. a driver a shadow guards) is alive."""
+    return jit_alive(k, domain_id)
+
+
+@njit(cache=True, inline="always")
 def rref_borrows(k, handle):
     """How many shared borrows of an object the running domain owns or borrows are
     outstanding (a negative status if it does neither)."""
@@ -146,8 +159,8 @@ def deque_splice(k, src, dst, most):
 
 
 #: what domain code may call from this module (the checker's allow-list)
-DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_borrows,
-              deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back, deque_splice,
-              ring_next)
+DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_free, rref_borrows,
+              domain_alive, deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back,
+              deque_splice, ring_next)
 #: the constants domain code may read with them
 E_INDEX = hp.E_INDEX
