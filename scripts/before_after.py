@@ -11,9 +11,11 @@ own checkout (``PYTHONPATH`` and ``REDLEAF_NB_ROOT``); both share this
 environment's packages and numba's cache (keyed by code, so they never mix).
 
 Prints, for every numeric column of the result (rows matched by the text
-columns), each side's minimum over the rounds (the estimator robust to
-preemption for fixed-work loops: a VM's noise only ever adds time) with the
-spread (median and max), and the new/old ratio of the minima.
+columns, or ``--keys``), each side's minimum, median and maximum over the
+rounds, and the new/old ratio of the best round: the minimum for costs (the
+default, ``--best min``: a VM's preemptions only ever add time) and the maximum
+for rates (``--best max``: they only ever take rate away). Every round is kept in
+``data/results/before_after/EXPERIMENT.csv``.
 """
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ def main(argv=None) -> int:
     ap.add_argument("--new", default="HEAD")
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--param", action="append", default=[])
+    ap.add_argument("--keys", nargs="*", help="columns that name a row (default: the text ones)")
+    ap.add_argument("--values", nargs="*", help="columns to compare (default: every number)")
+    ap.add_argument("--best", choices=("min", "max"), default="min",
+                    help="the robust estimator: min for costs, max for rates")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="redleaf-before-after-") as tmp:
         sides = {"old": Path(tmp) / "old", "new": Path(tmp) / "new"}
@@ -68,16 +74,16 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     both.to_csv(out, index=False)
     print(f"every round: {out}")
-    keys = [c for c in both.columns
-            if not pd.api.types.is_numeric_dtype(both[c]) and c not in ("side", "round")]
-    values = [c for c in both.columns if c not in keys + ["side", "round"]
-              and pd.api.types.is_numeric_dtype(both[c]) and both[c].nunique() > 1]
+    keys = args.keys or [c for c in both.columns
+                         if not pd.api.types.is_numeric_dtype(both[c]) and c not in ("side", "round")]
+    values = args.values or [c for c in both.columns if c not in keys + ["side", "round"]
+                             and pd.api.types.is_numeric_dtype(both[c]) and both[c].nunique() > 1]
     stats = both.groupby(keys + ["side"])[values].agg(["min", "median", "max"])
     pd.set_option("display.width", 200, "display.max_columns", 50, "display.max_rows", 200)
     print(stats.round(2))
-    mins = both.groupby(keys + ["side"])[values].min().unstack("side")
-    ratio = pd.DataFrame({v: mins[(v, "new")] / mins[(v, "old")] for v in values})
-    print("\nnew / old, ratio of the minima:")
+    best = both.groupby(keys + ["side"])[values].agg(args.best).unstack("side")
+    ratio = pd.DataFrame({v: best[(v, "new")] / best[(v, "old")] for v in values})
+    print(f"\nnew / old, ratio of the best rounds ({args.best}):")
     print(ratio.round(3))
     return 0
 
