@@ -143,12 +143,12 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
     k = Kernel(heap_bytes=32 << 20, max_objects=1 << 14)
     if profile is not None:
         dev_obj = Nic82599(nic_profile(profile), pkt_size, hz, rx_traffic=not tx)
-        k.add_device("nic", dev_obj)
+        nic = k.add_device("nic", dev_obj)
         dev, step, now_addr = dev_obj.mmio, nic_step, dev_obj.mmio + 8 * NIC_NOW
     else:
-        dev_obj = clock = np.zeros(2, np.int64)
-        dev, step, now_addr = clock.ctypes.data, wall_clock, clock.ctypes.data + 8 * _NOW
-    e = configs.build(k, config, driver_cls, "net", batch=batch, ring=ring)
+        nic, dev_obj = None, np.zeros(2, np.int64)     # the clock: [T0, NOW]
+        dev, step, now_addr = dev_obj.ctypes.data, wall_clock, dev_obj.ctypes.data + 8 * _NOW
+    e = configs.build(k, config, driver_cls, "net", device=nic, batch=batch, ring=ring)
     k.heap.h.calls[CURRENT], k.heap.h.calls[DEPTH] = e.runs_as, 0
     owner = e.runs_as
     frame = udp_frame(pkt_size)
@@ -210,8 +210,8 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
     hz = tsc_hz()
     k = Kernel(heap_bytes=(queue_depth + 2 * 128) * 8192 + (1 << 20), max_objects=1 << 12)
     ssd = NvmeSsd(nvme_profile(profile), hz)
-    k.add_device("nvme", ssd)
-    e = configs.build(k, config, driver_cls, "bdev", batch=batch, queue_entries=queue_entries)
+    e = configs.build(k, config, driver_cls, "bdev", device=k.add_device("nvme", ssd),
+                      batch=batch, queue_entries=queue_entries)
     k.heap.h.calls[CURRENT], k.heap.h.calls[DEPTH] = e.runs_as, 0
     owner = e.runs_as
 

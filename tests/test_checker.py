@@ -223,8 +223,7 @@ def test_restarting_a_driver_is_a_shadows_right_only(with_shadow):
     from redleaf_nb.kernel.proxy import RPC_PANIC
     cls = domain_with(_restart_somebody)
     k = Kernel(heap_bytes=1 << 16, max_objects=16)
-    k.add_device("memdisk", MemDisk(4))
-    driver = k.create("membdev", MemBDev, nblocks=4)
+    driver = k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(4)), nblocks=4)
     shadow = k.create_shadow("shadow", "membdev") if with_shadow else None
     k.crash(driver)
     rogue = k.create("rogue", cls)

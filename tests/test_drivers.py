@@ -32,9 +32,8 @@ class Bench:
 
     def __init__(self, config: str, driver_cls, role: str, device, **create):
         self.k = Kernel(heap_bytes=16 << 20, max_objects=1 << 12)
-        self.k.add_device(driver_cls.device if hasattr(driver_cls, "device") else "none",
-                          device)
-        self.e = configs.build(self.k, config, driver_cls, role, **create)
+        cap = self.k.add_device("device", device) if device is not None else None
+        self.e = configs.build(self.k, config, driver_cls, role, device=cap, **create)
         self.k.heap.h.calls[CURRENT], self.k.heap.h.calls[DEPTH] = self.e.runs_as, 0
         self.me = self.e.runs_as
         t = exchangeable(Packets if role == "net" else Requests)
@@ -79,7 +78,7 @@ def frame_with_length(n: int) -> np.ndarray:
 
 @pytest.mark.parametrize("config", configs.CONFIGS)
 def test_nullnet_hands_every_packet_back_in_order(config):
-    b = Bench(config, NullNet, "net", object(), batch=8, ring=RING)
+    b = Bench(config, NullNet, "net", None, batch=8, ring=RING)
     sent = [b.new() for _ in range(12)]
     for h in sent:
         b.push(h)
@@ -227,8 +226,7 @@ def test_python_tier_drivers_give_the_same_answers():
     """The Python tier (proxies, RRef objects) over the same jitted driver code."""
     k = Kernel(heap_bytes=16 << 20, max_objects=1 << 12)
     nic = Nic82599("unlimited", 64)
-    k.add_device("nic", nic)
-    net = k.create("ixgbe", Ixgbe, batch=32, ring=RING)
+    net = k.create("ixgbe", Ixgbe, device=k.add_device("nic", nic), batch=32, ring=RING)
     p, c = k.new(Packets), k.new(Packets)
     for _ in range(10):
         p.push_back(k.new(Packet))
@@ -245,16 +243,16 @@ def test_python_tier_drivers_give_the_same_answers():
 def test_bad_configurations_are_refused_by_name():
     k = Kernel()
     with pytest.raises(ValueError, match="unknown configuration 'linux'.*redleaf-driver"):
-        configs.build(k, "linux", NullNet, "net", batch=1, ring=8)
+        configs.build(k, "linux", NullNet, "net", device=None, batch=1, ring=8)
     with pytest.raises(ValueError, match="unknown driver role 'gpu'"):
-        configs.build(k, "redleaf-driver", NullNet, "gpu", batch=1, ring=8)
+        configs.build(k, "redleaf-driver", NullNet, "gpu", device=None, batch=1, ring=8)
 
 
 def test_nvme_driver_refuses_a_queue_the_drive_cannot_hold():
     k = Kernel()
-    k.add_device("nvme", NvmeSsd("p3700"))
+    ssd = k.add_device("nvme", NvmeSsd("p3700"))
     with pytest.raises(Exception, match=r"queue_entries must be 2..1024"):
-        k.create("nvme", Nvme, batch=1, queue_entries=5000)
+        k.create("nvme", Nvme, device=ssd, batch=1, queue_entries=5000)
 
 
 def test_benchmark_runs_recycle_buffers_and_leak_nothing():

@@ -16,8 +16,8 @@ DISK_BLOCKS = 8
 
 def membdev(shadowed: bool):
     k = Kernel(heap_bytes=1 << 20, max_objects=64)
-    k.add_device("memdisk", MemDisk(DISK_BLOCKS))
-    driver = k.create("membdev", MemBDev, nblocks=DISK_BLOCKS)
+    driver = k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(DISK_BLOCKS)),
+                      nblocks=DISK_BLOCKS)
     front = k.create_shadow("shadow", "membdev") if shadowed else driver
     return k, driver, front
 

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from typing import Optional
+
 from redleaf_nb import (Borrow, BorrowError, ContainerError, DomainCreateError, ForeignRRef,
                         HeapExhausted, Interface, Kernel, RpcError, RRef, RRefArray, RRefDeque,
                         StaleRRef,
@@ -9,6 +11,7 @@ from redleaf_nb import (Borrow, BorrowError, ContainerError, DomainCreateError, 
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
 from redleaf_nb.kernel.shadow import RestartPolicy
+from redleaf_nb.kernel.types import Device
 
 
 class Probe(Interface):
@@ -21,15 +24,15 @@ class Probe(Interface):
     def boom(self) -> u32: ...
 
     @create
-    def make(self, peer_name: u32) -> "Probe": ...
+    def make(self, peer: "Optional[Probe]") -> "Probe": ...
 
 
 LOG = []
 
 
 class ProbeImpl(Probe):
-    def make(self, peer_name):
-        self.peer = f"p{peer_name}" if peer_name else None
+    def make(self, peer):
+        self.peer = peer     # the next domain of a chain, handed over at creation
         self.kept = []
 
     def keep(self, x):
@@ -49,7 +52,7 @@ class ProbeImpl(Probe):
         LOG.append(("relay", self.domain.name))
         if self.peer is None:
             raise RuntimeError("end of the chain panics")
-        r = self.domain.lookup(self.peer).relay(depth + 1)
+        r = self.peer.relay(depth + 1)
         if isinstance(r, RpcError):
             LOG.append(("caught", self.domain.name))
             return depth
@@ -66,9 +69,11 @@ def k():
 
 
 def chain(k, n):
-    """p1 -> p2 -> ... -> pn (pn panics when relayed to)."""
-    return [k.create(f"p{i}", ProbeImpl, peer_name=i + 1 if i < n else 0)
-            for i in range(n, 0, -1)][::-1]
+    """p1 -> p2 -> ... -> pn (pn panics when relayed to); each is handed the next."""
+    out = []
+    for i in range(n, 0, -1):
+        out.append(k.create(f"p{i}", ProbeImpl, peer=out[-1] if out else None))
+    return out[::-1]
 
 
 # --- RRef handles: stale and foreign --------------------------------------------
@@ -123,25 +128,35 @@ def test_borrow_bumps_the_count_for_the_call_only(k):
     x.set(10)  # writable again once the borrow ended
 
 
-class Lender(Interface):
-    """Lends an RRef out and, while it is lent, is called back by the borrower."""
+class Peer(Interface):
+    """Two domains that lend to each other and call back: each is handed the other."""
 
-    def lend_out(self) -> u32: ...
+    def meet(self, other: "Peer") -> None: ...
+    def lend_out(self, keeper: Probe) -> u32: ...
+    def look(self, x: Borrow[RRef[u64]]) -> u32: ...
     def poke(self) -> u32: ...
 
 
-class LenderImpl(Lender):
-    def lend_out(self):
+class LenderImpl(Peer):
+    """Lends an RRef to the peer it met and, while it is lent, is called back by it."""
+
+    def meet(self, other):
+        self.other = other
+
+    def lend_out(self, keeper):
+        self.keeper = keeper
         self.x = self.domain.heap.new(u64, 5)
-        refused = self.domain.lookup("borrower").look(self.x)
+        refused = self.other.look(self.x)
         self.x.set(6)                     # the borrow is over: writable again
         return refused
+
+    def look(self, x):
+        raise NotImplementedError("the lender only lends")
 
     def poke(self):
         """How many of write, free and move the owner was refused while it lent x."""
         refused = 0
-        for attempt in (lambda: self.x.set(0), self.x.free,
-                        lambda: self.domain.lookup("p1").keep(self.x)):
+        for attempt in (lambda: self.x.set(0), self.x.free, lambda: self.keeper.keep(self.x)):
             try:
                 attempt()
             except BorrowError:
@@ -149,16 +164,19 @@ class LenderImpl(Lender):
         return refused
 
 
-class CallsBack(ProbeImpl):
+class CallsBack(LenderImpl):
+    """The borrower: while it holds the loan, it calls the lender back."""
+
     def look(self, x):
-        return self.domain.lookup("lender").poke()
+        return self.other.poke()
 
 
 def test_an_owner_cannot_write_free_or_move_what_it_has_lent(k):
-    chain(k, 1)
-    lender = k.create("lender", LenderImpl)
-    k.create("borrower", CallsBack, peer_name=0)
-    assert lender.lend_out() == 3
+    (keeper,) = chain(k, 1)
+    lender, borrower = k.create("lender", LenderImpl), k.create("borrower", CallsBack)
+    lender.meet(borrower)
+    borrower.meet(lender)
+    assert lender.lend_out(keeper) == 3
     objs = k.heap.objects()
     assert objs.owner_name.tolist() == ["lender"] and objs.borrows.tolist() == [0]
     k.heap.check_invariants()
@@ -218,14 +236,18 @@ def test_nested_calls_unwind_to_the_right_continuation(k):
 
 
 class Loop(Interface):
+    def meet(self, other: "Loop") -> None: ...
     def there(self, n: u32) -> u32: ...
     def back(self, n: u32) -> u32: ...
 
 
 class LoopImpl(Loop):
+    def meet(self, other):
+        self.other = other
+
     def there(self, n):  # runs in b
         try:
-            r = self.domain.lookup("a").back(n)
+            r = self.other.back(n)
         except Exception:
             LOG.append("b swallowed the unwind")
         LOG.append("b ran on after its domain died")
@@ -234,15 +256,16 @@ class LoopImpl(Loop):
     def back(self, n):
         if self.domain.name == "b":
             raise RuntimeError("b panics on its second entry")
-        r = self.domain.lookup("b").back(n)  # a -> b again: b panics
+        r = self.other.back(n)  # a -> b again: b panics
         LOG.append(("a got", type(r).__name__))
         return 99 if isinstance(r, RpcError) else r
 
 
 def test_a_thread_inside_a_dead_domain_is_unwound_to_its_entry(k):
     """init -> b -> a -> b: the inner b panics, so the outer b frame must unwind too."""
-    k.create("a", LoopImpl)
-    b = k.create("b", LoopImpl)
+    a, b = k.create("a", LoopImpl), k.create("b", LoopImpl)
+    a.meet(b)
+    b.meet(a)
     r = b.there(0)
     assert isinstance(r, RpcError) and r.domain == "b"
     assert LOG == [("a got", "RpcError")]  # b's outer frame never resumed
@@ -259,8 +282,7 @@ def test_terminate_reclaims_like_a_crash(k):
 
 
 def test_injected_crash_fires_on_the_chosen_call(k):
-    k.add_device("memdisk", MemDisk(8))
-    disk = k.create("membdev", MemBDev, nblocks=8)
+    disk = k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(8)), nblocks=8)
     k.inject_crash("membdev", on_call="read", after=1)
     assert not isinstance(disk.read(0, k.new(Block)), RpcError)
     buf = k.new(Block)
@@ -271,31 +293,53 @@ def test_injected_crash_fires_on_the_chosen_call(k):
 
 
 def test_devices_are_released_with_a_dead_domain(k):
-    k.add_device("memdisk", MemDisk(8))
-    k.create("d1", MemBDev, nblocks=8)
+    disk = k.add_device("memdisk", MemDisk(8))
+    k.create("d1", MemBDev, device=disk, nblocks=8)
     with pytest.raises(DomainCreateError, match="claimed by domain 'd1'"):
-        k.create("d2", MemBDev, nblocks=8)
+        k.create("d2", MemBDev, device=disk, nblocks=8)
     k.crash("d1")
-    assert k.create("d3", MemBDev, nblocks=8).domain.devices == {"memdisk"}
+    assert k.create("d3", MemBDev, device=disk, nblocks=8).domain.devices == {"memdisk"}
+
+
+def test_a_domain_reaches_only_what_it_was_handed(k):
+    """No name service and no devices by name for domains: capabilities only."""
+    class Reacher(ProbeImpl):
+        def give(self):
+            for reach in (lambda: self.domain.lookup("p1"),
+                          lambda: self.domain.claim_device("memdisk"),
+                          lambda: self.domain.claim(Device(Kernel(), "memdisk"))):
+                with pytest.raises(PermissionError, match="a domain|capability"):
+                    reach()
+            return self.domain.heap.new(u64, 1)
+    k.add_device("memdisk", MemDisk(8))
+    chain(k, 1)
+    r = k.create("reacher", Reacher, peer=None)
+    assert r.give().get() == 1 and r.domain.alive and not r.domain.devices
+    with pytest.raises(TypeError, match="Probe.make: parameter 'peer': expected a proxy"):
+        k.create("bad", ProbeImpl, peer="p1")
+    with pytest.raises(TypeError, match="parameter 'device': expected a Device capability"):
+        k.create("membdev", MemBDev, device="memdisk", nblocks=8)
 
 
 # --- domain creation ----------------------------------------------------------
 
 @pytest.mark.parametrize("args, match", [
-    ({}, "missing argument"), ({"nblocks": 8, "x": 1}, "unexpected argument"),
-    ({"nblocks": -1}, "out of range for u32"), ({"nblocks": "8"}, "expected an integer"),
+    ({"device": None}, "missing argument"),
+    ({"device": None, "nblocks": 8, "x": 1}, "unexpected argument"),
+    ({"device": "DISK", "nblocks": -1}, "out of range for u32"),
+    ({"device": "DISK", "nblocks": "8"}, "expected an integer"),
 ])
 def test_create_with_bad_arguments_is_refused_cleanly(k, args, match):
-    k.add_device("memdisk", MemDisk(8))
+    disk = k.add_device("memdisk", MemDisk(8))
+    args = {name: disk if v == "DISK" else v for name, v in args.items()}
     with pytest.raises((TypeError, ValueError), match=match):
         k.create("membdev", MemBDev, **args)
     assert len(k.domains()) == 1 and k.heap.live_objects == 0
 
 
 def test_create_that_panics_is_reclaimed(k):
-    k.add_device("memdisk", MemDisk(8))
     with pytest.raises(DomainCreateError, match="memdisk has 8 blocks"):
-        k.create("membdev", MemBDev, nblocks=9)
+        k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(8)), nblocks=9)
     assert k.domains().state.tolist() == ["alive", "crashed"]
     k.heap.check_invariants()
 
@@ -345,8 +389,7 @@ def test_containers_own_their_children(k):
 # --- shadows ------------------------------------------------------------------
 
 def make_shadowed(k, policy=None):
-    k.add_device("memdisk", MemDisk(16))
-    k.create("membdev", MemBDev, nblocks=16)
+    k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(16)), nblocks=16)
     return k.create_shadow("shadow", "membdev", policy)
 
 

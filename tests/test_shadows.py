@@ -98,8 +98,7 @@ def ping():
 
 def membdev_shadow(policy):
     k = Kernel(heap_bytes=1 << 20, max_objects=128)
-    k.add_device("memdisk", MemDisk(8))
-    k.create("membdev", MemBDev, nblocks=8)
+    k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(8)), nblocks=8)
     return k, k.create_shadow("shadow", "membdev", policy)
 
 

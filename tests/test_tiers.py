@@ -19,8 +19,7 @@ from redleaf_nb.kernel.proxy import RPC_BAD_ARG, RPC_DEAD, RPC_OK, RPC_PANIC, ji
 
 def fresh():
     k = Kernel(heap_bytes=1 << 20, max_objects=128)
-    k.add_device("memdisk", MemDisk(8))
-    return k, k.create("membdev", MemBDev, nblocks=8)
+    return k, k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(8)), nblocks=8)
 
 
 # One scenario: (operation, block, fill byte). 'stale' reuses a moved handle.

@@ -49,15 +49,11 @@ class Rv6Domain(Rv6):
 
     jit_methods: dict = {}
 
-    def create_rv6(self):
+    def create_rv6(self, net, bdev):
         self.state = np.zeros(1, STATE)
-        self.drivers = {}
-        for name in ("net", "bdev"):
-            try:
-                proxy = self.domain.lookup(name)
-            except KeyError:
-                continue
-            self.drivers[name] = proxy
+        self.drivers = {name: proxy for name, proxy in (("net", net), ("bdev", bdev))
+                        if proxy is not None}
+        for name, proxy in self.drivers.items():
             self.state[name] = proxy.domain.id
 
     def jit_state(self):
@@ -65,7 +61,7 @@ class Rv6Domain(Rv6):
 
     def _driver(self, name):
         if name not in self.drivers:
-            raise RuntimeError(f"rv6: no '{name}' driver was registered when rv6 booted")
+            raise RuntimeError(f"rv6: it was booted with no '{name}' driver")
         return self.drivers[name]
 
     def net_submit_and_poll(self, packets, collect, tx):

@@ -124,11 +124,12 @@ class Ixgbe(Net):
     one TX ring (``NUM_RX_DESCS = NUM_TX_DESCS = 512`` as RedLeaf)."""
 
     jit_methods = {"submit_and_poll": jit_submit_and_poll}
-    device = "nic"
 
-    def create_net(self, batch, ring):
+    def create_net(self, device, batch, ring):
         batch, ring = int(batch), int(ring)
-        self.nic = self.domain.claim_device(self.device)
+        if device is None:
+            raise ValueError("ixgbe: needs a NIC (a Device capability), got None")
+        self.nic = self.domain.claim(device)
         self.nic.write_reg(CTRL, CTRL_RST)
         if self.nic.read_reg(CTRL) & CTRL_RST:
             raise RuntimeError("ixgbe: the NIC did not come out of reset")

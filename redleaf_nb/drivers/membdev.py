@@ -52,8 +52,8 @@ class MemBDev(BDev):
 
     jit_methods = {"read": jit_read, "write": jit_write, "nblocks": jit_nblocks}
 
-    def create_bdev(self, nblocks):
-        self.disk = self.domain.claim_device("memdisk")
+    def create_bdev(self, device, nblocks):
+        self.disk = self.domain.claim(device)
         if self.disk.blocks.shape[0] < nblocks:
             raise ValueError(f"memdisk has {self.disk.blocks.shape[0]} blocks, "
                              f"not {nblocks}")

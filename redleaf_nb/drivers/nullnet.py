@@ -35,7 +35,7 @@ class NullNet(Net):
 
     jit_methods = {"submit_and_poll": jit_submit_and_poll}
 
-    def create_net(self, batch, ring):
+    def create_net(self, device, batch, ring):
         self.state = np.zeros(1, STATE)
         self.state["batch"] = batch
 

@@ -104,11 +104,10 @@ class Nvme(NvmeBDev):
     """The NVMe driver: claims the ``nvme`` device and brings it up."""
 
     jit_methods = {"submit_and_poll": jit_submit_and_poll}
-    device = "nvme"
 
-    def create_nvme(self, batch, queue_entries):
+    def create_nvme(self, device, batch, queue_entries):
         batch, queue_entries = int(batch), int(queue_entries)
-        self.ssd = self.domain.claim_device(self.device)
+        self.ssd = self.domain.claim(device)
         mqes = self.ssd.read_reg(CAP) & 0xFFFF
         if not 2 <= queue_entries <= mqes + 1:
             raise ValueError(f"nvme: queue_entries must be 2..{mqes + 1} (CAP.MQES), "

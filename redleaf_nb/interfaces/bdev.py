@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from redleaf_nb.kernel.idl import Interface, create
 from redleaf_nb.kernel.rref import RRef
-from redleaf_nb.kernel.types import Borrow, u8, u32
+from redleaf_nb.kernel.types import Borrow, Device, u8, u32
 
 BSIZE = 4096
 Block = u8[BSIZE]
@@ -22,5 +22,5 @@ class BDev(Interface):
         """How many blocks the device has."""
 
     @create
-    def create_bdev(self, nblocks: u32) -> BDev:
-        """Start a block-device domain of ``nblocks`` blocks."""
+    def create_bdev(self, device: Device, nblocks: u32) -> BDev:
+        """Start a block-device domain of ``nblocks`` blocks over ``device``."""

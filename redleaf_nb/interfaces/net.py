@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from redleaf_nb.kernel.idl import Interface, create
 from redleaf_nb.kernel.rref import RRefDeque
-from redleaf_nb.kernel.types import bool_, u8, u32, u64
+from typing import Optional
+
+from redleaf_nb.kernel.types import Device, bool_, u8, u32, u64
 
 PKT_BUF = 1514
 MAX_BATCH = 64
@@ -27,6 +29,7 @@ class Net(Interface):
         buffers; returns (packets done, packets, collect)."""
 
     @create
-    def create_net(self, batch: u64, ring: u32) -> Net:
-        """Start a network driver that handles up to ``batch`` packets a call, with
-        ``ring`` descriptors per ring (drivers without a device ignore it)."""
+    def create_net(self, device: Optional[Device], batch: u64, ring: u32) -> Net:
+        """Start a network driver over ``device`` (None for one without a device) that
+        handles up to ``batch`` packets a call, with ``ring`` descriptors per ring
+        (drivers without a device ignore it)."""

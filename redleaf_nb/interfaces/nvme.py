@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from redleaf_nb.kernel.idl import Interface, create
 from redleaf_nb.kernel.rref import RRefDeque
-from redleaf_nb.kernel.types import Record, bool_, u8, u32, u64
+from redleaf_nb.kernel.types import Device, Record, bool_, u8, u32, u64
 
 BSIZE = 4096
 MAX_REQUESTS = 128   # RRefDeque<BlkReq, 128> in RedLeaf
@@ -37,6 +37,6 @@ class NvmeBDev(Interface):
         up to a batch of finished ones; returns (finished, submit, collect)."""
 
     @create
-    def create_nvme(self, batch: u64, queue_entries: u32) -> NvmeBDev:
-        """Start an NVMe driver: one I/O queue pair of ``queue_entries`` entries,
+    def create_nvme(self, device: Device, batch: u64, queue_entries: u32) -> NvmeBDev:
+        """Start an NVMe driver over ``device``: one I/O queue pair of ``queue_entries`` entries,
         collecting up to ``batch`` completions a call."""

@@ -6,8 +6,10 @@ calls are here; the file system comes with a later issue.
 """
 from __future__ import annotations
 
-from redleaf_nb.interfaces.net import Packets
-from redleaf_nb.interfaces.nvme import Requests
+from typing import Optional
+
+from redleaf_nb.interfaces.net import Net, Packets
+from redleaf_nb.interfaces.nvme import NvmeBDev, Requests
 from redleaf_nb.kernel.idl import Interface, create
 from redleaf_nb.kernel.types import bool_, u64
 
@@ -24,6 +26,6 @@ class Rv6(Interface):
         """Read or write a batch of blocks through the block driver."""
 
     @create
-    def create_rv6(self) -> Rv6:
-        """Boot rv6 over the drivers registered as ``net`` and ``bdev`` (either may be
-        absent: its system calls then fail)."""
+    def create_rv6(self, net: Optional[Net], bdev: Optional[NvmeBDev]) -> Rv6:
+        """Boot rv6 over the network and block drivers it is handed (either may be
+        None: its system calls then fail)."""

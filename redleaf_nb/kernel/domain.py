@@ -26,7 +26,7 @@ from . import proxy as px
 from .idl import Interface, JitUnsupported, jit_proxy
 from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
-from .types import BorrowType, RRefType, Scalar, exchangeable
+from .types import BorrowType, Device, RRefType, Scalar, exchangeable
 from .state import MAX_RES
 from .views import STATE
 
@@ -121,10 +121,22 @@ class Domain:
         return self.kernel.domain_heap
 
     def lookup(self, name: str):
-        return self.kernel.lookup(name)
+        raise PermissionError(f"{self.name}: a domain has no name service; it receives the "
+                              "domains it may call as create arguments (declare a parameter of "
+                              "their interface in its @create method) or through calls")
 
     def claim_device(self, name: str):
-        return self.kernel.claim_device(self, name)
+        raise PermissionError(f"{self.name}: a domain cannot claim a device by name; declare a "
+                              "Device parameter in its @create method, and claim the capability "
+                              "it is handed with self.domain.claim(device)")
+
+    def claim(self, device: Device):
+        """Take the device a :class:`Device` capability names (handed to this domain as
+        a create argument); the device model, for the driver to program."""
+        if not isinstance(device, Device) or device.kernel is not self.kernel:
+            raise PermissionError(f"{self.name}: claim() takes a Device capability of this "
+                                  f"kernel, handed to the domain; got {device!r}")
+        return self.kernel.claim_device(self, device.name)
 
     def run_jitted(self, fn, *args):
         """Run one of this domain's jitted kernels ``fn(k, state, *args)`` from its
@@ -348,13 +360,16 @@ class Kernel:
         dom._faults[on_call] = after
 
     # -- devices --
-    def add_device(self, name: str, device) -> None:
-        """Make a device (hardware model) available for a domain to claim."""
+    def add_device(self, name: str, device) -> Device:
+        """Plug a device (hardware model) in; the capability to drive it, which only
+        ``init`` holds until it hands it to a driver as a create argument."""
         if name in self._devices:
             raise ValueError(f"device '{name}' already exists")
         self._devices[name] = [device, None]
+        return Device(self, name)
 
     def claim_device(self, dom: Domain, name: str):
+        """``dom`` takes the device (through its capability: :meth:`Domain.claim`)."""
         if name not in self._devices:
             raise KeyError(f"no device named '{name}'")
         dev, owner = self._devices[name]

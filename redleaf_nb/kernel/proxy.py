@@ -24,8 +24,8 @@ from . import heap as hp
 from .rref import Handle, wrap
 from ..lowlevel.memory import load, store
 from .state import D_CALLS, D_CONTS, D_DOMAINS, MAX_CONT
-from .types import (Array, BorrowType, ExType, HeapType, InterfaceType, OptionalType,
-                    RecordType, Scalar, TupleType, UnitType)
+from .types import (Array, BorrowType, Device, DeviceType, ExType, HeapType, InterfaceType,
+                    OptionalType, RecordType, Scalar, TupleType, UnitType)
 
 # domain states, shared by both tiers: the low half of a slot's word in the kernel's
 # ``domains`` array, whose high half is the generation of the slot's latest domain
@@ -149,6 +149,11 @@ def check_value(kernel, t: ExType, value, owner: int, where: str, seen: dict,
         if value is not None:
             raise TypeError(f"{where}: expected None, got {type(value).__name__}")
         return None
+    if isinstance(t, DeviceType):
+        if not isinstance(value, Device) or value.kernel is not kernel:
+            raise TypeError(f"{where}: expected a Device capability of this kernel (from "
+                            f"Kernel.add_device), got {value!r}")
+        return value
     raise TypeError(f"{where}: {t} cannot be passed")  # pragma: no cover - compiler rejects
 
 

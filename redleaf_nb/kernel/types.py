@@ -317,6 +317,33 @@ class InterfaceType(ExType):
         self._identify(iface)
 
 
+class Device:
+    """A capability to drive one device of one kernel, as RedLeaf's ``pci`` domain hands
+    a driver its (type-guarded) BAR. Only the kernel makes one (``Kernel.add_device``);
+    ``init`` hands it to a driver as a create argument, and a shadow replays it when
+    it re-creates the driver. The driver claims it with ``self.domain.claim(device)``."""
+
+    __slots__ = ("kernel", "name")
+
+    def __init__(self, kernel, name: str):
+        self.kernel, self.name = kernel, name
+
+    def __repr__(self):
+        return f"<Device '{self.name}'>"
+
+
+class DeviceType(ExType):
+    """The type of a :class:`Device` capability: crosses as the capability itself."""
+
+    name = "Device"
+
+    def __init__(self):
+        self._identify()
+
+
+DEVICE = DeviceType()
+
+
 class UnitType(ExType):
     """``None``: no value."""
 
@@ -427,7 +454,7 @@ def _size(n, where: str) -> int:
 RESERVED_NAMES = frozenset(
     {t.name for t in (u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool_)}
     | {"bool_", "RRef", RRefArrayType.kind, RRefDequeType.kind, Borrow.__name__,
-       Record.__name__, "Interface", "Optional", "Union", "tuple", "None"}
+       Record.__name__, "Interface", "Optional", "Union", "tuple", "None", Device.__name__}
     | {t.__name__ for t in _REJECTED})
 
 
@@ -454,6 +481,8 @@ def exchangeable(ann) -> ExType:
         return UNIT
     if ann is bool:
         return bool_
+    if ann is Device:
+        return DEVICE
     if isinstance(ann, type) and issubclass(ann, Record) and hasattr(ann, "__extype__"):
         return ann.__extype__
     if getattr(ann, "__interface__", False):
