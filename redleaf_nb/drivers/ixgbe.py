@@ -22,7 +22,7 @@ from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC
                                                TXD_PAYLEN_SHIFT, TXDCTL)
 from redleaf_nb.interfaces.net import PKT_BUF, Net
 from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_state,
-                                     ring_next, rref_array, rref_dma, state_type)
+                                     ring_next, rref_dma, state_type)
 
 STATE = state_type(rx_next=np.int64, rx_tail=np.int64, tx_next=np.int64, tx_clean=np.int64,
                    batch=np.int64, rx_count=np.int64, tx_count=np.int64)
@@ -57,11 +57,11 @@ def _transmit(k, st, ring, bufs, packets):
         buf = deque_pop_front(k, packets)
         if buf <= 0:
             break
-        hdr = rref_array(k, buf, np.uint8, False)
+        address, hdr = rref_dma(k, buf, np.uint8, False)
         length = ((np.int64(hdr[16]) << 8) | hdr[17]) + 14   # IPv4 total length + Ethernet
         if length > PKT_BUF:
             _bad_frame()
-        ring[i].addr = rref_dma(k, buf, False)
+        ring[i].addr = address
         ring[i].info = (length | TXD_CMD) | ((length << TXD_PAYLEN_SHIFT) << 32)
         bufs[i] = buf
         i = ring_next(i, n)
@@ -92,7 +92,7 @@ def _refill(k, st, ring, bufs, packets):
         buf = deque_pop_front(k, packets)
         if buf <= 0:
             break
-        ring[t].addr = rref_dma(k, buf, True)
+        ring[t].addr = rref_dma(k, buf, np.uint8, True)[0]
         ring[t].info = 0
         bufs[t] = buf
         t = ring_next(t, n)

@@ -43,13 +43,14 @@ def _submit(k, st, sq, reqs, submit, write):
         req = deque_pop_front(k, submit)
         if req <= 0:
             break
+        address, value = rref_dma(k, req, np.uint64, True)   # BlkReq: block, data_len, data
         sqe = sq[tail]
         sqe.cdw0_nsid = opcode | (tail << 16) | (1 << 32)     # CDW0 (opcode, cid), NSID 1
         sqe.cdw2_3 = 0
         sqe.mptr = 0
-        sqe.prp1 = rref_dma(k, req, True) + DATA_OFFSET       # zero-copy: the request's data
+        sqe.prp1 = address + DATA_OFFSET                      # zero-copy: the request's data
         sqe.prp2 = 0
-        sqe.cdw10_11 = rref_array(k, req, np.uint64, True)[BLOCK] * LBAS_PER_BLOCK   # SLBA
+        sqe.cdw10_11 = value[BLOCK] * LBAS_PER_BLOCK          # SLBA
         sqe.cdw12_13 = LBAS_PER_BLOCK - 1                     # NLB - 1
         sqe.cdw14_15 = 0
         reqs[tail] = req

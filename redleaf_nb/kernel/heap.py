@@ -555,15 +555,16 @@ def _bad_access():
 
 
 @njit(cache=True, inline="always")
-def typed_view(h, handle, caller, write, dtype):
-    """An object's value as an array of ``dtype`` (its size rounded down to whole
-    items), for jitted domain code; a bad handle is a panic."""
+def addressed_view(h, handle, caller, write, dtype):
+    """(address, view): an object's value as an array of ``dtype`` (its size rounded
+    down to whole items) and where it is, for jitted domain code (the address only
+    to hand a device); a bad handle is a panic."""
     mp, n = load(h, D_META), load(h, D_NSLOTS)
     slot = _write(mp, n, handle, caller) if write else _read(mp, n, handle, caller)
     if slot < 0:
         _bad_access()
-    return carray(pointer(load(h, D_ARENA) + mget(mp, slot, OFFSET), dtype),
-                  mget(mp, slot, SIZE) // itemsize(dtype))
+    address = load(h, D_ARENA) + mget(mp, slot, OFFSET)
+    return address, carray(pointer(address, dtype), mget(mp, slot, SIZE) // itemsize(dtype))
 
 
 @njit(cache=True, inline="always")

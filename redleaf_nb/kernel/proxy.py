@@ -23,7 +23,7 @@ from numba import njit
 from . import heap as hp
 from .rref import Handle, wrap
 from ..lowlevel.memory import load, store
-from .state import D_CALLS, D_CONTS, D_DOMAINS, MAX_CONT
+from .state import D_CALL_WORDS, D_CALLS, D_CONTS, D_DOMAINS, MAX_CONT
 from .types import (Array, BorrowType, Device, DeviceType, ExType, HeapType, InterfaceType,
                     OptionalType, RecordType, Scalar, TupleType, UnitType)
 
@@ -338,7 +338,7 @@ def jit_alive(k, domain):
 @njit(cache=True, inline="always")
 def jit_current(k):
     """The domain the jitted tier is running in (for heap access checks)."""
-    return load(load(k, D_CALLS), CURRENT)
+    return load(k, D_CALL_WORDS + CURRENT)
 
 
 @njit(cache=True, inline="always")

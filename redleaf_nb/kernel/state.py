@@ -29,6 +29,10 @@ RES_WORDS = 4   # a grant: data address, rows, columns (0: one-dimensional), ite
 # descriptor words: data addresses, then sizes
 D_META, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
     D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS, D_GRANTS = range(12)
+# the `calls` words themselves (depth, current domain) live in the descriptor, right after
+# its addresses and sizes: the running domain is one load from ``k`` (every heap check
+# and the domain API ask for it)
+D_CALL_WORDS = 12
 
 
 class StateArrays(NamedTuple):
@@ -42,10 +46,10 @@ class StateArrays(NamedTuple):
     class_heads: np.ndarray  # int64[NCLASSES]: first free chunk of each size class
     domains: np.ndarray      # int64[domains]: UNUSED / ALIVE / CRASHED / TERMINATED
     conts: np.ndarray        # (MAX_CONT, 2) int64: (caller, callee) of each active jitted call
-    calls: np.ndarray        # int64[2]: jitted call depth, current domain
+    calls: np.ndarray        # int64[2]: jitted call depth, current domain (in the descriptor)
     grants: np.ndarray       # (domains, MAX_RES, RES_WORDS) int64: the memory each domain was
                              # granted (kernel/views.py); domains never see this table
-    descriptor: np.ndarray   # int64 words: the addresses and sizes above (see D_*)
+    descriptor: np.ndarray   # int64 words: the addresses and sizes above (see D_*), then calls
 
 
 def new_state(capacity: int, max_objects: int, max_domains: int):
@@ -58,13 +62,15 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     ctl = np.zeros(4, np.int64)
     ctl[1] = max_objects
     domains = np.zeros(max_domains, np.int64)
-    conts, calls = np.zeros((MAX_CONT, 2), np.int64), np.zeros(2, np.int64)
+    conts = np.zeros((MAX_CONT, 2), np.int64)
     grants = np.zeros((max_domains, MAX_RES, RES_WORDS), np.int64)
     free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)
     class_heads = np.full(NCLASSES, -1, np.int64)
-    descriptor = np.array([a.ctypes.data for a in (meta, domains, conts, calls, arena, ctl,
-                                                   free_slots, class_heads)]
-                          + [max_objects, capacity, max_domains, grants.ctypes.data], np.int64)
+    descriptor = np.zeros(D_CALL_WORDS + 2, np.int64)
+    calls = descriptor[D_CALL_WORDS:]        # a view: jitted code and Python share the words
+    descriptor[:D_CALL_WORDS] = ([a.ctypes.data for a in (meta, domains, conts, calls, arena, ctl,
+                                                          free_slots, class_heads)]
+                                 + [max_objects, capacity, max_domains, grants.ctypes.data])
     arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, domains,
                          conts, calls, grants, descriptor)
     return arrays, int(descriptor.ctypes.data)

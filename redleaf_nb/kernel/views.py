@@ -85,15 +85,16 @@ def rref_array(k, handle, dtype, write):
     """The value of an exchange-heap object the running domain owns (or, to read,
     borrows) as an array of ``dtype`` (``np.uint8`` for its bytes); any other handle
     is a panic. To write, the domain must own it and not have lent it."""
-    return hp.typed_view(k, handle, jit_current(k), write, dtype)
+    return hp.addressed_view(k, handle, jit_current(k), write, dtype)[1]
 
 
 @njit(cache=True, inline="always")
-def rref_dma(k, handle, write):
-    """The device address of an object the running domain owns, to hand a device in a
-    descriptor (DMA), as a driver hands it a buffer's physical address. Domain code has
-    no way to dereference an address: only the device uses it."""
-    return hp.word_address(k, handle, jit_current(k), write)
+def rref_dma(k, handle, dtype, write):
+    """(device address, value as an array of ``dtype``) of an object the running domain
+    owns: the address to hand a device in a descriptor (DMA), as a driver hands it a
+    buffer's physical address, with one check for both. Domain code has no way to
+    dereference an address: only the device uses it."""
+    return hp.addressed_view(k, handle, jit_current(k), write, dtype)
 
 
 @njit(cache=True, inline="always")
