@@ -36,9 +36,13 @@ def _bad_frame():
     raise ValueError("ixgbe: frame longer than a packet buffer (bad IPv4 total length)")
 
 
+# Each helper takes its views itself rather than as arguments: an array handed to a
+# function costs reference-count calls on the way in and out, a view made here none.
+
 @njit(cache=True, boundscheck=True)
-def _reap_tx(k, st, ring, bufs, collect):
+def _reap_tx(k, st, collect):
     """Hand back buffers whose descriptors the device marked done (DD)."""
+    ring, bufs = own_array(k, TX_RING, DESCRIPTOR), own_array(k, TX_BUFS, np.int64)
     n, i, end, done = ring.shape[0], st.tx_clean, st.tx_next, 0
     while i != end and done < st.batch and (ring[i].info >> 32) & TXD_DD:
         if deque_push_back(k, collect, bufs[i]) != 0:
@@ -50,8 +54,9 @@ def _reap_tx(k, st, ring, bufs, collect):
 
 
 @njit(cache=True, boundscheck=True)
-def _transmit(k, st, ring, bufs, packets):
+def _transmit(k, st, packets):
     """Queue buffers from ``packets`` on free TX descriptors; the count queued."""
+    ring, bufs = own_array(k, TX_RING, DESCRIPTOR), own_array(k, TX_BUFS, np.int64)
     n, i, queued = ring.shape[0], st.tx_next, 0
     while queued < st.batch and ring_next(i, n) != st.tx_clean:
         buf = deque_pop_front(k, packets)
@@ -71,8 +76,9 @@ def _transmit(k, st, ring, bufs, packets):
 
 
 @njit(cache=True, boundscheck=True)
-def _receive(k, st, ring, bufs, collect):
+def _receive(k, st, collect):
     """Hand over received packets (DD set), up to the batch; the count."""
+    ring, bufs = own_array(k, RX_RING, DESCRIPTOR), own_array(k, RX_BUFS, np.int64)
     n, i, got = ring.shape[0], st.rx_next, 0
     while got < st.batch and bufs[i] != 0 and ring[i].info & RXD_DD:
         if deque_push_back(k, collect, bufs[i]) != 0:
@@ -85,8 +91,9 @@ def _receive(k, st, ring, bufs, collect):
 
 
 @njit(cache=True, boundscheck=True)
-def _refill(k, st, ring, bufs, packets):
+def _refill(k, st, packets):
     """Give the device every buffer in ``packets`` the RX ring has room for."""
+    ring, bufs = own_array(k, RX_RING, DESCRIPTOR), own_array(k, RX_BUFS, np.int64)
     n, t = ring.shape[0], st.rx_tail
     while ring_next(t, n) != st.rx_next:   # one slot stays empty: RDT == RDH means none
         buf = deque_pop_front(k, packets)
@@ -103,18 +110,16 @@ def _refill(k, st, ring, bufs, packets):
 def jit_submit_and_poll(k, state, packets, collect, tx):
     """Jitted ``Net.submit_and_poll``: TX queues ``packets`` and returns sent buffers in
     ``collect``; RX returns received packets in ``collect`` and refills from ``packets``."""
-    st, regs = own_state(k, STATE), own_array(k, REGS, np.int64)
+    st = own_state(k, STATE)
     if tx:
-        ring, bufs = own_array(k, TX_RING, DESCRIPTOR), own_array(k, TX_BUFS, np.int64)
-        _reap_tx(k, st, ring, bufs, collect)
-        n = _transmit(k, st, ring, bufs, packets)
-        regs[TDT] = st.tx_next      # one doorbell per batch
+        _reap_tx(k, st, collect)
+        n = _transmit(k, st, packets)
+        own_array(k, REGS, np.int64)[TDT] = st.tx_next      # one doorbell per batch
         st.tx_count += n
     else:
-        ring, bufs = own_array(k, RX_RING, DESCRIPTOR), own_array(k, RX_BUFS, np.int64)
-        n = _receive(k, st, ring, bufs, collect)
-        _refill(k, st, ring, bufs, packets)
-        regs[RDT] = st.rx_tail
+        n = _receive(k, st, collect)
+        _refill(k, st, packets)
+        own_array(k, REGS, np.int64)[RDT] = st.rx_tail
         st.rx_count += n
     return n, packets, collect
 

@@ -34,9 +34,13 @@ STATE = state_type(sq_tail=np.int64, cq_head=np.int64, phase=np.int64, inflight=
 REGS, SQ, CQ, REQS = 1, 2, 3, 4
 
 
+# Each helper takes its views itself rather than as arguments: an array handed to a
+# function costs reference-count calls on the way in and out, a view made here none.
+
 @njit(cache=True, boundscheck=True)
-def _submit(k, st, sq, reqs, submit, write):
+def _submit(k, st, submit, write):
     """Write a command for each request in ``submit`` the queue has room for."""
+    sq, reqs = own_array(k, SQ, SQE), own_array(k, REQS, np.int64)
     n, tail, queued = sq.shape[0], st.sq_tail, 0
     opcode = OP_WRITE if write else OP_READ
     while st.inflight < n - 1:
@@ -62,8 +66,9 @@ def _submit(k, st, sq, reqs, submit, write):
 
 
 @njit(cache=True, boundscheck=True)
-def _reap(k, st, cq, reqs, collect):
+def _reap(k, st, collect):
     """Collect up to a batch of completions (those with the current phase tag)."""
+    cq, reqs = own_array(k, CQ, CQE), own_array(k, REQS, np.int64)
     n, head, phase, got = cq.shape[0], st.cq_head, st.phase, 0
     while got < st.batch:
         dw3 = np.int64(cq[head].dw2_3 >> 32)
@@ -89,14 +94,14 @@ def _reap(k, st, cq, reqs, collect):
 @njit(cache=True, boundscheck=True)
 def jit_submit_and_poll(k, state, submit, collect, write):
     """Jitted ``NvmeBDev.submit_and_poll``."""
-    st, regs, reqs = own_state(k, STATE), own_array(k, REGS, np.int64), own_array(k, REQS, np.int64)
-    queued = _submit(k, st, own_array(k, SQ, SQE), reqs, submit, write)
+    st = own_state(k, STATE)
+    queued = _submit(k, st, submit, write)
     if queued:
-        regs[SQ1TDBL] = st.sq_tail          # one doorbell per batch
+        own_array(k, REGS, np.int64)[SQ1TDBL] = st.sq_tail   # one doorbell per batch
     st.submitted += queued
-    got = _reap(k, st, own_array(k, CQ, CQE), reqs, collect)
+    got = _reap(k, st, collect)
     if got:
-        regs[CQ1HDBL] = st.cq_head
+        own_array(k, REGS, np.int64)[CQ1HDBL] = st.cq_head
     st.completed += got
     return got, submit, collect
 
