@@ -5,10 +5,14 @@ recovers the driver (kernel/views.py, kernel/checker.py)."""
 import numpy as np
 import pytest
 
+from numba import njit
+
 from redleaf_nb import Kernel, RpcError, u64
+from redleaf_nb.apps.dom_c import STATE as DOMC_STATE
 from redleaf_nb.apps.dom_c import DomC
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
+from redleaf_nb.kernel import views
 from redleaf_nb.kernel.proxy import RPC_DEAD, RPC_OK, RPC_PANIC
 
 DISK_BLOCKS = 8
@@ -85,3 +89,21 @@ def test_a_domain_passing_another_domains_rref_to_the_heap_is_refused():
         a.domain.run_jitted(jit_one_rref, bs)                         # a acting on it
     assert k.heap.objects().owner.tolist() == [b.domain.id]
     k.heap.check_invariants()
+
+
+@njit(cache=True, boundscheck=True)
+def peek_at_neighbour(k, state):
+    """A domain's jitted null that asks for the next domain's state."""
+    views.own_state(k, state + 1, DOMC_STATE).counter += 1
+
+
+def test_a_domain_asking_for_another_domains_state_panics():
+    """``own_state`` takes the id the proxy handed the domain; any other id is refused."""
+    cls = type("Peeker", (DomC,), {"jit_methods": {"null": peek_at_neighbour}})
+    k = Kernel(heap_bytes=1 << 16, max_objects=16)
+    peeker, victim = k.create("peeker", cls), k.create("victim", DomC)
+    assert victim.domain.id == peeker.domain.id + 1          # the neighbour's id, forged
+    assert k.jit_call(peeker, "null")[0] == RPC_PANIC
+    assert victim.domain.jit_state["counter"][0] == 0 and victim.domain.alive
+    assert k.jit_call(victim, "null") == (RPC_OK, 0)
+    assert victim.domain.jit_state["counter"][0] == 1

@@ -133,7 +133,7 @@ def test_generated_proxies_are_readable(capsys):
     show_proxy(BDev, jit=True)
     jit_src = capsys.readouterr().out
     assert "def BDev_read(k, callee, state, block, data):" in jit_src
-    assert "ret = impl(k, state, block, data)" in jit_src
+    assert "ret = impl(k, callee, block, data)" in jit_src   # the callee is handed its id
     assert "except Exception:" in jit_src and "jit_crash" in jit_src
 
 

@@ -13,7 +13,7 @@ STATE = state_type(counter=np.int64)
 @njit(cache=True, boundscheck=True)
 def jit_null(k, state):
     """Jitted ``Bench.null``: touch the domain's private state (a counter), nothing else."""
-    own_state(k, STATE).counter += 1
+    own_state(k, state, STATE).counter += 1
 
 
 @njit(cache=True, boundscheck=True)

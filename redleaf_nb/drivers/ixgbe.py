@@ -110,7 +110,7 @@ def _refill(k, st, packets):
 def jit_submit_and_poll(k, state, packets, collect, tx):
     """Jitted ``Net.submit_and_poll``: TX queues ``packets`` and returns sent buffers in
     ``collect``; RX returns received packets in ``collect`` and refills from ``packets``."""
-    st = own_state(k, STATE)
+    st = own_state(k, state, STATE)
     if tx:
         _reap_tx(k, st, collect)
         n = _transmit(k, st, packets)

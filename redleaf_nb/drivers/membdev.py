@@ -28,7 +28,7 @@ DISK = 1                                 # the grant that holds the disk's block
 @njit(cache=True, boundscheck=True)
 def jit_read(k, state, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
-    if block >= own_state(k, STATE).nblocks:
+    if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
     rref_array(k, data, np.uint8, True)[:] = own_matrix(k, DISK, np.uint8)[block]
     return data
@@ -37,14 +37,14 @@ def jit_read(k, state, block, data):
 @njit(cache=True, boundscheck=True)
 def jit_write(k, state, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
-    if block >= own_state(k, STATE).nblocks:
+    if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
     own_matrix(k, DISK, np.uint8)[block] = rref_array(k, data, np.uint8, False)
 
 
 @njit(cache=True, boundscheck=True)
 def jit_nblocks(k, state):
-    return np.uint32(own_state(k, STATE).nblocks)
+    return np.uint32(own_state(k, state, STATE).nblocks)
 
 
 class MemBDev(BDev):

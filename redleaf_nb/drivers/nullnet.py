@@ -22,7 +22,7 @@ def _bad_deques():
 @njit(cache=True, boundscheck=True)
 def jit_submit_and_poll(k, state, packets, collect, tx):
     """Move up to ``batch`` buffers from ``packets`` to ``collect``, as if done."""
-    st = own_state(k, STATE)
+    st = own_state(k, state, STATE)
     n = deque_splice(k, packets, collect, st.batch)
     if n < 0:
         _bad_deques()

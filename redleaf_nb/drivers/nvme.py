@@ -94,7 +94,7 @@ def _reap(k, st, collect):
 @njit(cache=True, boundscheck=True)
 def jit_submit_and_poll(k, state, submit, collect, write):
     """Jitted ``NvmeBDev.submit_and_poll``."""
-    st = own_state(k, STATE)
+    st = own_state(k, state, STATE)
     queued = _submit(k, st, submit, write)
     if queued:
         own_array(k, REGS, np.int64)[SQ1TDBL] = st.sq_tail   # one doorbell per batch

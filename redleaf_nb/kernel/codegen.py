@@ -207,7 +207,7 @@ def jit_method_source(iface: str, m, status: bool = False) -> str:
               '        raise RuntimeError("unwinding out of a dead domain")']
     lines += ["    # 5. run the callee; a panic unwinds here: crash and reclaim it",
               "    try:",
-              f"        {'status, ret' if status else 'ret'} = impl(k, state{args})",
+              f"        {'status, ret' if status else 'ret'} = impl(k, callee{args})",
               "    except Exception:",
               *[f"        {r}" for r in releases],
               "        jit_crash(k, callee, caller)",
@@ -265,8 +265,8 @@ def direct_source(iface: str, m, impl) -> str:
                    callee_binding(impl, m.qualname), "\n\n",
                    f"def {iface}_{m.name}(k, callee, state{args}):\n",
                    "    try:\n",
-                   (f"        return impl(k, state{args})\n" if reports_status(impl) else
-                    f"        ret = impl(k, state{args})\n"),
+                   (f"        return impl(k, callee{args})\n" if reports_status(impl) else
+                    f"        ret = impl(k, callee{args})\n"),
                    "    except Exception:\n",
                    f"        return RPC_PANIC, {null}\n",
                    "" if reports_status(impl) else f"    return RPC_OK, {ret}\n")
@@ -289,7 +289,7 @@ def shadow_source(m, proxy_module: str) -> str:
     is the generated module holding the driver's proxy (:func:`callee_source`)."""
     args = _args(m)
     moved = [p.name for p in m.params if p.mode == "move"]
-    call = f"driver_call(k, own_state(k, SHADOW_STATE).driver, 0{args})"
+    call = f"driver_call(k, own_state(k, state, SHADOW_STATE).driver, 0{args})"
     recover = ["@njit(cache=True, boundscheck=True)",
                f"def recover_{m.name}(k, state, status, ret{args}):",
                f'    """The driver failed {m.qualname}: recover it and retry while it is dead',
@@ -297,7 +297,7 @@ def shadow_source(m, proxy_module: str) -> str:
                + (", unless the request entered it (its by-value RRefs went down\n"
                   "    with it: reported); what the shadow still holds of them is freed"
                   if moved else "") + '."""',
-               "    while status != RPC_OK and not domain_alive(k, own_state(k, SHADOW_STATE)"
+               "    while status != RPC_OK and not domain_alive(k, own_state(k, state, SHADOW_STATE)"
                ".driver):",
                "        if not restart_driver(k):",
                "            break   # the policy gave up: reported",
@@ -343,7 +343,7 @@ def forwarder_source(name: str, doc: str, m, proxy_module: str, state: tuple[str
                    "@njit(cache=True, boundscheck=True)\n",
                    f"def {name}(k, state{args}):\n",
                    f'    """{doc}"""\n',
-                   f"    return driver_call(k, own_state(k, {state[1]}).{field}, 0{args})\n",
+                   f"    return driver_call(k, own_state(k, state, {state[1]}).{field}, 0{args})\n",
                    "\n\n",
                    f"{name}.reports_status = True\n")
 

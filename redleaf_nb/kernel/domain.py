@@ -140,12 +140,13 @@ class Domain:
 
     def run_jitted(self, fn, *args):
         """Run one of this domain's jitted kernels ``fn(k, state, *args)`` from its
-        Python tier, as this domain (so the heap checks see the right owner)."""
+        Python tier, as this domain (so the heap checks see the right owner); ``state``
+        is the domain's id, as its proxy hands it."""
         calls = self.kernel.heap.h.calls
         prev = calls[px.CURRENT]
         calls[px.CURRENT] = self.id
         try:
-            return fn(self.kernel.heap.k, self.jit_state_address, *args)
+            return fn(self.kernel.heap.k, self.id, *args)
         finally:
             calls[px.CURRENT] = prev
 
@@ -386,9 +387,8 @@ class Kernel:
 
         RRef arguments may be given as handle objects or raw handles. The
         callee's class supplies ``jit_methods`` (name -> ``@njit`` function
-        ``impl(k, state, *args)``) and ``jit_state()``, an int64 array: its
-        jitted private state, or a descriptor of it (addresses and sizes of
-        the arrays it uses), whose address ``state`` is.
+        ``impl(k, state, *args)``, ``state`` being the domain's id) and
+        ``jit_state()``, its state record (``views.state_type``).
         """
         dom = proxy.domain
         iface, where = dom.iface, f"jit_call {dom.iface.__name__}.{method}"

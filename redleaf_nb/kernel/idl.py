@@ -324,9 +324,9 @@ def jit_proxy(iface: type, method: str, impl) -> JitProxy:
     """The compiled jitted proxy of ``iface.method`` bound to the callee ``impl``.
 
     ``impl(k, state, *args)`` is the callee domain's @njit implementation;
-    the proxy is ``fn(k, callee_id, state, *args) -> (status, result)``.
-    ``k`` is the kernel (state.py) and ``state`` the address of the callee's
-    jitted private state: both plain integers, so that a call hands Numba
+    the proxy is ``fn(k, callee_id, state, *args) -> (status, result)`` and hands
+    ``impl`` the callee's id as ``state`` (its own ``state`` argument is unused).
+    ``k`` is the kernel (state.py): plain integers, so that a call hands Numba
     nothing to reference-count.
     """
     return _compiled(iface, method, impl, "proxy")

@@ -5,7 +5,9 @@ and never turn an integer into a pointer. Here a domain's jitted code reaches
 memory only through this module:
 
 * its own **state**, a record of named, typed fields (:func:`state_type` declares
-  one), read as ``st = own_state(k, STATE)`` then ``st.rx_next``;
+  one), read as ``st = own_state(k, state, STATE)`` then ``st.rx_next``: ``state``
+  is the second argument of every jitted domain function, the domain's own id,
+  which its proxy hands it (any other id is a panic);
 * the **regions** the kernel granted it (a device's rings and buffers, a RAM
   disk), as arrays of a fixed dtype: ``own_array(k, i, dtype)`` and
   ``own_matrix(k, i, dtype)``;
@@ -59,11 +61,20 @@ def _grant(k, index, size, matrix):
     return address, rows, cols
 
 
+@njit(cache=True)
+def _not_me():
+    raise PermissionError("a domain may ask only for its own state")
+
+
 @njit(cache=True, inline="always")
-def own_state(k, dtype):
-    """The running domain's state, a record of ``dtype`` (the one it declared)."""
-    address, _, _ = _grant(k, STATE, itemsize(dtype), False)
-    return carray(pointer(address, dtype), (1,))[0]
+def own_state(k, me, dtype):
+    """The state of the running domain ``me`` (the id its proxy hands it as ``me``),
+    a record of ``dtype`` (the one it declared). Any other id is a panic."""
+    table = load(k, D_GRANTS)
+    word = ((me & hp.SLOT_MASK) * MAX_RES + STATE) * RES_WORDS
+    if me != jit_current(k) or load(table, word + ITEMSIZE) != itemsize(dtype):
+        _not_me()
+    return carray(pointer(load(table, word), dtype), (1,))[0]
 
 
 @njit(cache=True, inline="always")
