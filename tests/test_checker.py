@@ -114,8 +114,8 @@ def test_a_numba_intrinsic_is_refused():
 def test_the_trusted_layer_through_a_module_alias_is_refused():
     @njit(boundscheck=True)
     def get(k, state, x):
-        return np.uint32(heap_module.data_view(k, x, jit_current(k), False)[0])
-    refused(get, "heap_module.data_view", "trusted code, not the domain API")
+        return np.uint32(heap_module.addressed_view(k, x, jit_current(k), False, np.uint32)[0])
+    refused(get, "heap_module.addressed_view", "trusted code, not the domain API")
 
 
 def test_trusted_kernel_functions_are_refused():

@@ -13,7 +13,7 @@ import numpy as np
 from redleaf_nb.interfaces.net import Net
 from redleaf_nb.interfaces.nvme import NvmeBDev
 from redleaf_nb.interfaces.rv6 import Rv6
-from redleaf_nb.kernel.codegen import callee_source, forwarder_source, load_generated
+from redleaf_nb.kernel.codegen import callee_module, forwarder_source, load_generated
 from redleaf_nb.kernel.views import state_type
 
 # jitted state: the domain ids of the drivers rv6 forwards to (0: none)
@@ -25,11 +25,10 @@ _CALLS = {"net_submit_and_poll": (Net, "submit_and_poll", "net"),
 def _syscall_source(syscall: str, impl) -> str:
     iface, method, what = _CALLS[syscall]
     m = iface.__methods__[method]
-    proxy = load_generated(f"redleaf_proxy_{iface.__name__}_{method}_callee",
-                           callee_source(iface.__name__, m, impl))
     return forwarder_source(f"rv6_{syscall}", f"rv6 system call {syscall}: forward to the {what} "
                             "driver; its failure fails the system call (reported as a status: "
-                            "rv6 itself lives on).", m, proxy.__name__, (__name__, "STATE"), what)
+                            "rv6 itself lives on).", m, callee_module(iface.__name__, m, impl),
+                            (__name__, "STATE"), what)
 
 
 def rv6_class(net_cls: type | None = None, bdev_cls: type | None = None) -> type:

@@ -350,6 +350,13 @@ def forwarder_source(name: str, doc: str, m, proxy_module: str, state: tuple[str
 
 # --- loading what was generated ----------------------------------------------
 
+def callee_module(iface: str, m, impl) -> str:
+    """Generate and load the module of :func:`callee_source` (the proxy through which
+    a shadow or rv6 calls ``impl``); its name, for the caller's generated import."""
+    return load_generated(f"redleaf_proxy_{iface}_{m.name}_callee",
+                          callee_source(iface, m, impl)).__name__
+
+
 def generated_dir() -> Path:
     """Where generated jitted modules live (so numba can cache them)."""
     d = Path(os.environ.get("REDLEAF_NB_CACHE", Path.home() / ".cache" / "redleaf_nb"))

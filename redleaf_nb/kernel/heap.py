@@ -537,17 +537,6 @@ def contained_view(h, parent, child, caller):
     return arena_of(h)[off:off + meta_of(h)[slot, SIZE]]
 
 
-@njit(cache=True, inline="always")
-def data_view(h, handle, caller, write):
-    """An object's bytes for jitted domain code; a bad handle is a panic."""
-    mp, n = load(h, D_META), load(h, D_NSLOTS)
-    slot = _write(mp, n, handle, caller) if write else _read(mp, n, handle, caller)
-    if slot < 0:
-        raise ValueError("bad RRef access (stale, foreign or lent handle)")
-    off = mget(mp, slot, OFFSET)
-    return arena_of(h)[off:off + mget(mp, slot, SIZE)]
-
-
 @njit(cache=True)
 def _bad_access():
     """A panic kept out of line (a ``raise`` inlined into a hot path costs every call)."""

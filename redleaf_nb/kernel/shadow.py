@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, objmode
 
 from . import heap as hp
-from .codegen import callee_source, load_generated, shadow_source
+from .codegen import callee_module, load_generated, shadow_source
 from .idl import Method
 from .proxy import RpcError, jit_current
 from .types import HeapType, OptionalType, RRefType, TupleType
@@ -241,9 +241,7 @@ def _jit_shadow_sources(iface: type, driver_cls: type) -> dict[str, str]:
     out = {}
     for name, impl in getattr(driver_cls, "jit_methods", {}).items():
         m = iface.__methods__[name]
-        proxy = load_generated(f"redleaf_proxy_{iface.__name__}_{name}_callee",
-                               callee_source(iface.__name__, m, impl))
-        out[name] = shadow_source(m, proxy.__name__)
+        out[name] = shadow_source(m, callee_module(iface.__name__, m, impl))
     return out
 
 

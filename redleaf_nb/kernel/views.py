@@ -69,7 +69,12 @@ def _not_me():
 @njit(cache=True, inline="always")
 def own_state(k, me, dtype):
     """The state of the running domain ``me`` (the id its proxy hands it as ``me``),
-    a record of ``dtype`` (the one it declared). Any other id is a panic."""
+    a record of ``dtype`` (the one it declared). Any other id is a panic.
+
+    Its own lookup rather than :func:`_grant`'s: it indexes by ``me`` (not by the
+    running-domain word the proxy has just written) and checks only what a state
+    grant can get wrong; routed through ``_grant`` the shadow's null call measured
+    about 5 cycles slower."""
     table = load(k, D_GRANTS)
     word = ((me & hp.SLOT_MASK) * MAX_RES + STATE) * RES_WORDS
     if me != jit_current(k) or load(table, word + ITEMSIZE) != itemsize(dtype):
