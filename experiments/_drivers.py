@@ -63,7 +63,7 @@ def _recycle(k, me, pool, collect, q, batch):
         hp.deque_splice(k, pool, q, me, short)
 
 
-def _bench_loop(entry, step, k, target, state, dev, now_addr, a, b, pool, flag, batch, limit,
+def _bench_loop(entry, step, k, target, dev, now_addr, a, b, pool, flag, batch, limit,
                 nblocks, next_block):
     """Until the device clock passes ``limit``: let the device advance, make one call,
     recycle what came back. ``a``/``b`` are the call's two deques (packets and
@@ -75,7 +75,7 @@ def _bench_loop(entry, step, k, target, state, dev, now_addr, a, b, pool, flag, 
         step(dev)
         if load(now_addr, 0) >= limit:
             break
-        status, ret = entry(k, target, state, a, b, flag)
+        status, ret = entry(k, target, a, b, flag)
         if status != 0:
             break
         n, a, b = ret
@@ -98,7 +98,7 @@ def _compiled_loop(entry_type):
     if entry_type not in _LOOPS:
         i64 = nbt.int64
         step_t = nbt.FunctionType(nbt.none(i64))
-        sig = nbt.Tuple((i64,) * 5)(entry_type, step_t, *(i64,) * 8, nbt.boolean, *(i64,) * 4)
+        sig = nbt.Tuple((i64,) * 5)(entry_type, step_t, *(i64,) * 7, nbt.boolean, *(i64,) * 4)
         _LOOPS[entry_type] = njit(sig, cache=True)(_bench_loop)
     return _LOOPS[entry_type]
 
@@ -160,7 +160,7 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
     if not tx:   # prime the RX ring (the device is not running yet)
         for _ in range(ring // MAX_BATCH + 2):
             hp.deque_splice(k.heap.k, pool, packets, owner, MAX_BATCH)
-            status, (_, packets, collect) = e.fn(k.heap.k, e.target, e.state, packets, collect,
+            status, (_, packets, collect) = e.fn(k.heap.k, e.target, packets, collect,
                                                  False)
             if status != 0:
                 raise RuntimeError(f"{config}: priming the RX ring failed ({status})")
@@ -182,7 +182,7 @@ def _timed_loop(k, e, step, dev, now_addr, start, a, b, pool, flag, batch, secon
     a blank register file, and the loop runs once against a clock already past
     its limit, so it calls nothing."""
     loop = _compiled_loop(e.type)
-    head = (e.fn, step, k.heap.k, e.target, e.state)
+    head = (e.fn, step, k.heap.k, e.target)
     blank = np.zeros(64, np.int64)
     step(blank.ctypes.data)
     loop(*head, blank.ctypes.data, blank.ctypes.data + 8 * _NOW, a, b, pool, flag, batch, -1,

@@ -53,21 +53,21 @@ def _direct_loop(impl, k, state, n):
     return rdtsc() - t0
 
 
-def _proxy_null_loop(proxy, k, callee, state, n):
+def _proxy_null_loop(proxy, k, callee, n):
     bad = 0
     t0 = rdtsc()
     for _ in range(n):
-        status, _r = proxy(k, callee, state)
+        status, _r = proxy(k, callee)
         bad += status != 0
     t1 = rdtsc()
     return t1 - t0 if bad == 0 else -1
 
 
-def _proxy_rref_loop(proxy, k, callee, state, x, n):
+def _proxy_rref_loop(proxy, k, callee, x, n):
     bad = 0
     t0 = rdtsc()
     for _ in range(n):
-        status, x = proxy(k, callee, state, x)
+        status, x = proxy(k, callee, x)
         bad += status != 0
     t1 = rdtsc()
     return (t1 - t0 if bad == 0 else -1), x
@@ -79,8 +79,8 @@ def _loops(impls):
     i64 = nbt.int64
     null = jit_proxy(Bench, "null", impls["null"])
     rref = jit_proxy(Bench, "one_rref", impls["one_rref"])
-    null_loop = njit(i64(null.type, i64, i64, i64, i64), cache=True)(_proxy_null_loop)
-    rref_loop = njit(nbt.Tuple((i64, i64))(rref.type, i64, i64, i64, i64, i64),
+    null_loop = njit(i64(null.type, i64, i64, i64), cache=True)(_proxy_null_loop)
+    rref_loop = njit(nbt.Tuple((i64, i64))(rref.type, i64, i64, i64, i64),
                      cache=True)(_proxy_rref_loop)
     return null.fn, null_loop, rref.fn, rref_loop
 
@@ -98,15 +98,14 @@ def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
     box = {"x": k.new(u64, 0).handle}
 
     def rows_for(callee, via):
-        state = callee.domain.jit_state_address
         null_proxy, null_loop, rref_proxy, rref_loop = _loops(
             type(callee.domain.impl).jit_methods)
 
         def rref():
-            cycles, box["x"] = rref_loop(rref_proxy, ks, callee.domain.id, state, box["x"], calls)
+            cycles, box["x"] = rref_loop(rref_proxy, ks, callee.domain.id, box["x"], calls)
             return cycles
         return [(f"jitted proxy{via}: null call",
-                 lambda: null_loop(null_proxy, ks, callee.domain.id, state, calls)),
+                 lambda: null_loop(null_proxy, ks, callee.domain.id, calls)),
                 (f"jitted proxy{via}: passing RRef<u64>", rref)]
 
     i64 = nbt.int64

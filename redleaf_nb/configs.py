@@ -8,7 +8,7 @@
 * ``rv6-shadow``     — as rv6-domain, with rv6 calling the driver's shadow.
 
 :func:`build` wires one of them in a kernel and returns an :class:`Entry`:
-one compiled function with the proxy's signature ``fn(k, target, state, a, b,
+one compiled function with the proxy's signature ``fn(k, target, a, b,
 flag) -> (status, (n, a, b))``, so one benchmark loop runs every configuration
 and only the path behind the function pointer differs.
 """
@@ -39,7 +39,6 @@ class Entry:
     fn: object        # compiled, proxy signature
     type: object      # its Numba function type (to pass ``fn`` as a pointer)
     target: int       # the domain id ``fn`` is called with
-    state: int        # that domain's jitted state address
     runs_as: int      # the domain the benchmark runs as (owner of its buffers)
     driver: object    # the driver domain's proxy
 
@@ -55,7 +54,7 @@ def build(kernel: Kernel, config: str, driver_cls: type, role: str, **create_arg
     d = driver.domain
     if config == "redleaf-driver":
         f = jit_direct(iface, "submit_and_poll", driver_cls.jit_methods["submit_and_poll"])
-        return Entry(config, f.fn, f.type, d.id, d.jit_state_address, d.id, driver)
+        return Entry(config, f.fn, f.type, d.id, d.id, driver)
     front, front_cls = driver, driver_cls
     if config.endswith("shadow"):
         front = kernel.create_shadow(f"{role}-shadow", f"{role}-driver")
@@ -64,8 +63,8 @@ def build(kernel: Kernel, config: str, driver_cls: type, role: str, **create_arg
         drivers = {"net": None, "bdev": None, role: front}    # rv6 is handed its driver
         rv6 = kernel.create("rv6", rv6_class(**{f"{role}_cls": front_cls}), **drivers)
         f = jit_proxy(Rv6, syscall, rv6.domain.impl_cls.jit_methods[syscall])
-        return Entry(config, f.fn, f.type, rv6.domain.id, rv6.domain.jit_state_address,
+        return Entry(config, f.fn, f.type, rv6.domain.id,
                      kernel.init.id, driver)
     f = jit_proxy(iface, "submit_and_poll", front_cls.jit_methods["submit_and_poll"])
-    return Entry(config, f.fn, f.type, front.domain.id, front.domain.jit_state_address,
+    return Entry(config, f.fn, f.type, front.domain.id,
                  kernel.init.id, driver)

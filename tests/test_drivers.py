@@ -54,7 +54,7 @@ class Bench:
         assert hp.deque_push_back(self.k.heap.k, self.a, self.me, h) == 0
 
     def call(self, flag: bool):
-        status, ret = self.e.fn(self.k.heap.k, self.e.target, self.e.state, self.a, self.b, flag)
+        status, ret = self.e.fn(self.k.heap.k, self.e.target, self.a, self.b, flag)
         if status == RPC_OK:
             n, self.a, self.b = ret
             return status, n

@@ -13,6 +13,7 @@ from redleaf_nb.apps.dom_c import DomC
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
 from redleaf_nb.kernel import views
+from redleaf_nb.kernel.domain import DomainCreateError
 from redleaf_nb.kernel.proxy import RPC_DEAD, RPC_OK, RPC_PANIC
 
 DISK_BLOCKS = 8
@@ -107,3 +108,12 @@ def test_a_domain_asking_for_another_domains_state_panics():
     assert victim.domain.jit_state["counter"][0] == 0 and victim.domain.alive
     assert k.jit_call(victim, "null") == (RPC_OK, 0)
     assert victim.domain.jit_state["counter"][0] == 1
+
+
+def test_a_domain_state_of_bare_words_is_refused_at_create():
+    """State is named, typed fields (views.state_type), never an int64 array of words."""
+    cls = type("Words", (DomC,), {"jit_state": lambda self: np.zeros(4, np.int64)})
+    k = Kernel(heap_bytes=1 << 16, max_objects=16)
+    with pytest.raises(DomainCreateError, match="record array of one element.*ndarray int64"):
+        k.create("words", cls)
+    assert k.domains().state.tolist() == ["alive", "crashed"]    # init, and words reclaimed

@@ -351,12 +351,12 @@ def test_both_tiers_read_a_lent_deque_alike():
 # panic, before any Python runs.
 
 @njit(cache=True)
-def _panic_then_look(k, proxy, callee, state, buf):
+def _panic_then_look(k, proxy, callee, buf):
     """Call ``read`` with a block that panics; then, still jitted, look at the heap."""
     live_before = hp.ctl_of(k)[hp.LIVE_OBJECTS]
-    status, _ = proxy(k, callee, state, np.uint32(100), buf)
+    status, _ = proxy(k, callee, np.uint32(100), buf)
     freed = live_before - hp.ctl_of(k)[hp.LIVE_OBJECTS]
-    again, _ = proxy(k, callee, state, np.uint32(0), 0)
+    again, _ = proxy(k, callee, np.uint32(0), 0)
     return status, freed, again, jit_current(k)
 
 
@@ -369,8 +369,7 @@ def test_a_jitted_panic_is_cleaned_up_by_the_jitted_tier_itself():
     buf = k.new(Block)
     k.heap.h.calls[:] = 0                       # depth 0, running as init
     k.heap.h.calls[1] = k.init.id
-    status, freed, again, current = _panic_then_look(k.heap.k, proxy, dom.id,
-                                                     dom.jit_state_address, buf.handle)
+    status, freed, again, current = _panic_then_look(k.heap.k, proxy, dom.id, buf.handle)
     assert status == RPC_PANIC
     assert freed == 1          # the moved buffer, owned by the dead callee, is reclaimed
     assert again == RPC_DEAD   # the callee is marked dead: never entered again

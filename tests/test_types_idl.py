@@ -132,7 +132,7 @@ def test_generated_proxies_are_readable(capsys):
     assert "rt.check_and_lend(cont" in src and "rt.check_and_move(cont" in src
     show_proxy(BDev, jit=True)
     jit_src = capsys.readouterr().out
-    assert "def BDev_read(k, callee, state, block, data):" in jit_src
+    assert "def BDev_read(k, callee, block, data):" in jit_src
     assert "ret = impl(k, callee, block, data)" in jit_src   # the callee is handed its id
     assert "except Exception:" in jit_src and "jit_crash" in jit_src
 

@@ -67,17 +67,16 @@ class Domain:
         self._faults: dict[str, int] = {}
 
     def set_jit_state(self, state: np.ndarray) -> None:
-        """Keep the domain's jitted state (it must stay alive, even after a crash,
-        while jitted callers may still hold its address) and grant it as the
-        domain's state: a record array of one element (``views.state_type``), or
-        an int64 array of words."""
-        structured = (isinstance(state, np.ndarray) and state.dtype.names is not None
-                      and state.shape == (1,))
-        if not (structured or isinstance(state, np.ndarray) and state.dtype == np.int64
-                and state.ndim == 1) or not state.flags.c_contiguous:
-            raise TypeError(f"{self.name}: jit_state() must return its state: a contiguous "
-                            "record array of one element (views.state_type), or an int64 "
-                            "array of words")
+        """Keep the domain's jitted state (the grant table holds its address, so it
+        stays alive, even after a crash) and grant it as the domain's state: a
+        record array of one element (``views.state_type``). Named, typed fields
+        only: a bare array of words would bring back hand-kept index layouts."""
+        if not (isinstance(state, np.ndarray) and state.dtype.names is not None
+                and state.shape == (1,) and state.flags.c_contiguous):
+            raise TypeError(f"{self.name}: jit_state() must return its state as a record "
+                            "array of one element: np.zeros(1, views.state_type(field=type, "
+                            f"...)), not {type(state).__name__} "
+                            f"{getattr(state, 'dtype', '')}{getattr(state, 'shape', '')}")
         self.jit_state = state
         self._grant(STATE, state)
 
@@ -99,10 +98,6 @@ class Domain:
         rows, cols = (array.shape[0], 0) if array.ndim == 1 else array.shape
         self.kernel.heap.h.grants[self.slot, index] = (array.ctypes.data, rows, cols,
                                                        array.itemsize)
-
-    @property
-    def jit_state_address(self) -> int:
-        return 0 if self.jit_state is None else int(self.jit_state.ctypes.data)
 
     @property
     def state(self) -> str:
@@ -414,7 +409,7 @@ class Kernel:
         self.heap.h.calls[px.CURRENT] = self.calls.current().id
         self.heap.h.calls[px.DEPTH] = 0
         try:
-            return fn(self.heap.k, dom.id, dom.jit_state_address, *raw)
+            return fn(self.heap.k, dom.id, *raw)
         finally:
             self._settle_jitted_deaths(f"panic in jitted {dom.iface.__name__}.{method}")
 

@@ -311,7 +311,7 @@ def _compiled(iface: type, method: str, impl, kind: str) -> JitProxy:
         args = [_jit_arg_type(p.type, f"{m.qualname}: parameter '{p.name}'") for p in m.params]
         ret = _jit_ret_type(m.ret, f"{m.qualname}: return type")
         result = nbt.int64 if ret is nbt.none else ret
-        sig = nbt.Tuple((nbt.int64, result))(nbt.int64, nbt.int64, nbt.int64, *args)
+        sig = nbt.Tuple((nbt.int64, result))(nbt.int64, nbt.int64, *args)
         source = (bound_proxy_source if kind == "proxy" else direct_source)(iface.__name__, m,
                                                                              impl)
         mod = load_generated(f"redleaf_{kind}_{iface.__name__}_{method}", source)
@@ -324,8 +324,8 @@ def jit_proxy(iface: type, method: str, impl) -> JitProxy:
     """The compiled jitted proxy of ``iface.method`` bound to the callee ``impl``.
 
     ``impl(k, state, *args)`` is the callee domain's @njit implementation;
-    the proxy is ``fn(k, callee_id, state, *args) -> (status, result)`` and hands
-    ``impl`` the callee's id as ``state`` (its own ``state`` argument is unused).
+    the proxy is ``fn(k, callee_id, *args) -> (status, result)`` and hands
+    ``impl`` the callee's id as ``state``, the key to its own state (views.own_state).
     ``k`` is the kernel (state.py): plain integers, so that a call hands Numba
     nothing to reference-count.
     """
