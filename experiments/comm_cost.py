@@ -1,6 +1,6 @@
 """Paper Table 1: the cost of a cross-domain call, measured here.
 
-Rows, each the median over ``repeats`` of a loop of many calls:
+Rows, each a loop of many calls, measured in ``repeats`` interleaved rounds:
 
 * the floor: a jitted call through a function pointer (what the proxy's call
   into the callee costs by itself) and a plain Python method call;
@@ -12,6 +12,12 @@ Rows, each the median over ``repeats`` of a loop of many calls:
   between two processes over pipes (both pinned to one core) and over shared
   memory with spinning (each on its own core), standing where the paper puts
   seL4 IPC and VMFUNC.
+
+Every row is warmed (one call of its loop) before any is timed, then the rows
+take turns round by round, so that a slow minute of this VM hits them alike
+(:mod:`redleaf_nb.measure`); each row reports the minimum over the rounds (a
+fixed amount of work: preemption only ever adds time) with a bootstrap 90%
+interval (``cycles_lo``, ``cycles_hi``), drawn as error bars.
 
 The jitted loops read the cycle counter (RDTSC) inside jitted code; the callee
 is reached through a function pointer, as RedLeaf reaches a ``Box<dyn Trait>``,
@@ -30,18 +36,19 @@ import pandas as pd
 import seaborn as sns
 from numba import njit
 from numba import types as nbt
-from tqdm.auto import tqdm
 
 from redleaf_nb import Kernel, u64
 from redleaf_nb.apps.dom_c import DomC, jit_null
 from redleaf_nb.experiments import Experiment, Param
 from redleaf_nb.interfaces.bench import Bench
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
+from redleaf_nb.measure import Estimate, interleave, summarize
 from redleaf_nb.kernel.idl import jit_proxy
 from redleaf_nb.kernel.proxy import CURRENT
 from redleaf_nb.native import build_executable
 
 HERE = Path(__file__).resolve().parent
+SPIN_FACTOR = 10   # a spin round trip is much cheaper than a pipe one: run 10x as many
 
 
 # --- jitted measurement loops (compiled for explicit signatures, cached) -------
@@ -85,65 +92,64 @@ def _loops(impls):
     return null.fn, null_loop, rref.fn, rref_loop
 
 
-def _median_cycles(fn, repeats):
-    return float(np.median([fn() for _ in range(repeats)]))
+class JittedCases:
+    """The jitted rows: the function-pointer floor, then the null call and the call
+    passing an ``RRef<u64>``, direct and via a shadow; each case runs one loop of
+    ``calls`` calls and returns cycles per call."""
 
+    def __init__(self, calls: int):
+        self.calls = calls
+        self.k = k = Kernel(heap_bytes=1 << 16, max_objects=64)
+        self.dom = k.create("dom_c", DomC)
+        self.shadow = k.create_shadow("shadow", "dom_c")
+        self.rref_loops = 0
+        self.x = k.new(u64, 0).handle
+        i64 = nbt.int64
+        self.floor = njit(nbt.uint64(nbt.FunctionType(nbt.none(i64, i64)), i64, i64, i64),
+                          cache=True)(_direct_loop)
 
-def measure_jitted(calls: int, repeats: int, bar) -> list[dict]:
-    k = Kernel(heap_bytes=1 << 16, max_objects=64)
-    dom = k.create("dom_c", DomC)
-    shadow = k.create_shadow("shadow", "dom_c")
-    ks = k.heap.k
-    k.heap.h.calls[CURRENT] = k.init.id
-    box = {"x": k.new(u64, 0).handle}
+    def cases(self) -> dict:
+        return {"jitted call through a function pointer (floor)": self.linked_in,
+                **self._proxied(self.dom, ""), **self._proxied(self.shadow, " via shadow")}
 
-    def rows_for(callee, via):
+    def linked_in(self) -> float:
+        """The callee's body called through a function pointer, as the callee (no proxy)."""
+        n, floor = self.calls, self.floor
+        return self.dom.domain.run_jitted(lambda k, state: floor(jit_null, k, state, n)) / n
+
+    def _proxied(self, callee, via: str) -> dict:
         null_proxy, null_loop, rref_proxy, rref_loop = _loops(
             type(callee.domain.impl).jit_methods)
+        ks, target, n = self.k.heap.k, callee.domain.id, self.calls
+
+        def null():
+            self.k.heap.h.calls[CURRENT] = self.k.init.id
+            return self._checked(null_loop(null_proxy, ks, target, n), via)
 
         def rref():
-            cycles, box["x"] = rref_loop(rref_proxy, ks, callee.domain.id, box["x"], calls)
-            return cycles
-        return [(f"jitted proxy{via}: null call",
-                 lambda: null_loop(null_proxy, ks, callee.domain.id, calls)),
-                (f"jitted proxy{via}: passing RRef<u64>", rref)]
+            self.k.heap.h.calls[CURRENT] = self.k.init.id
+            cycles, self.x = rref_loop(rref_proxy, ks, target, self.x, n)
+            self.rref_loops += 1
+            return self._checked(cycles, via)
+        return {f"jitted proxy{via}: null call": null,
+                f"jitted proxy{via}: passing RRef<u64>": rref}
 
-    i64 = nbt.int64
-    floor = njit(nbt.uint64(nbt.FunctionType(nbt.none(i64, i64)), i64, i64, i64),
-                 cache=True)(_direct_loop)
-
-    def linked_in():
-        """The callee's body called through a function pointer, as the callee (no proxy)."""
-        return dom.domain.run_jitted(lambda k, state: floor(jit_null, k, state, calls))
-
-    rows = []
-    for row, fn in [("jitted call through a function pointer (floor)", linked_in),
-                    *rows_for(dom, ""), *rows_for(shadow, " via shadow")]:
-        fn()  # warm
-        cycles = _median_cycles(fn, repeats)
+    def _checked(self, cycles: int, via: str) -> float:
         if cycles < 0:
-            raise RuntimeError(f"{row}: a call failed during the measurement")
-        rows.append(dict(row=row, tier="jitted", cycles=cycles / calls, calls=calls))
-        bar.update()
-    value = k.wrap(box["x"], u64).get()
-    expected = 2 * calls * (repeats + 1)
-    if value != expected or shadow.domain.jit_state["restarts"][0] != 0:
-        raise RuntimeError(f"one_rref ran {value} times (expected {expected}), or the "
-                           "shadow restarted its driver during the measurement")
-    return rows
+            raise RuntimeError(f"jitted proxy{via}: a call failed during the measurement")
+        return cycles / self.calls
+
+    def check(self) -> None:
+        """Every RRef call really ran (the u64 counts them) and no restart happened."""
+        value = self.k.wrap(self.x, u64).get()
+        expected = self.calls * self.rref_loops
+        if value != expected or self.shadow.domain.jit_state["restarts"][0] != 0:
+            raise RuntimeError(f"one_rref ran {value} times (expected {expected}), or the "
+                               "shadow restarted its driver during the measurement")
 
 
-def _py_loop_ns(call, n, repeats):
-    def once():
-        t0 = time.perf_counter_ns()
-        for _ in range(n):
-            call()
-        return time.perf_counter_ns() - t0
-    once()
-    return float(np.median([once() for _ in range(repeats)])) / n
-
-
-def measure_python(calls: int, repeats: int, bar) -> list[dict]:
+def python_cases(calls: int) -> dict:
+    """The Python-tier rows: each case times ``calls`` calls, returns ns per call."""
     k = Kernel(heap_bytes=1 << 16, max_objects=64)
     dom = k.create("dom_c", DomC)
     shadow = k.create_shadow("shadow", "dom_c")
@@ -156,46 +162,66 @@ def measure_python(calls: int, repeats: int, bar) -> list[dict]:
             box["x"] = proxy.one_rref(box["x"])
         return call
 
-    rows = []
-    for row, call in [("Python method call (no isolation)", plain.null),
-                      ("Python proxy: null call", dom.null),
-                      ("Python proxy: passing RRef<u64>", via(dom)),
-                      ("Python proxy via shadow: null call", shadow.null),
-                      ("Python proxy via shadow: passing RRef<u64>", via(shadow))]:
-        ns = _py_loop_ns(call, calls, repeats)
-        rows.append(dict(row=row, tier="python", ns=ns, calls=calls))
-        bar.update()
-    return rows
+    def timed(call):
+        def once():
+            t0 = time.perf_counter_ns()
+            for _ in range(calls):
+                call()
+            return (time.perf_counter_ns() - t0) / calls
+        return once
+    return {row: timed(call) for row, call in [
+        ("Python method call (no isolation)", plain.null),
+        ("Python proxy: null call", dom.null),
+        ("Python proxy: passing RRef<u64>", via(dom)),
+        ("Python proxy via shadow: null call", shadow.null),
+        ("Python proxy via shadow: passing RRef<u64>", via(shadow))]}
 
 
-def measure_processes(round_trips: int, repeats: int, bar) -> list[dict]:
+def process_cases(round_trips: int) -> dict:
+    """Isolation by address spaces: each case runs one C program, returns cycles per
+    round trip (the spin case runs 10x as many: each is much cheaper)."""
     exe = build_executable(HERE / "native" / "ipc_pingpong.c")
-    rows = []
-    for row, mode, cpus, n in [
-            ("two processes, pipe round trip (both on CPU 0)", "pipe", ("0", "0"), round_trips),
-            ("two processes, shared-memory spin round trip (CPUs 0 and 1)", "spin", ("0", "1"),
-             round_trips * 10)]:
+
+    def case(mode, cpus, n):
         def once():
             out = subprocess.run([str(exe), mode, str(n), *cpus], capture_output=True,
                                  text=True, check=True)
             return float(out.stdout)
-        rows.append(dict(row=row, tier="processes", cycles=_median_cycles(once, repeats),
-                         calls=n))
-        bar.update()
-    return rows
+        return once
+    return {"two processes, pipe round trip (both on CPU 0)": case("pipe", ("0", "0"),
+                                                                   round_trips),
+            "two processes, shared-memory spin round trip (CPUs 0 and 1)":
+                case("spin", ("0", "1"), round_trips * SPIN_FACTOR)}
 
 
 def run(params: dict) -> pd.DataFrame:
-    hz = tsc_hz()
-    with tqdm(total=12, desc="comm_cost", unit="row") as bar:
-        rows = (measure_jitted(params["jit_calls"], params["repeats"], bar)
-                + measure_python(params["py_calls"], params["repeats"], bar)
-                + measure_processes(params["ipc_round_trips"], params["repeats"], bar))
-    df = pd.DataFrame(rows)
-    df["ns"] = df["ns"].fillna(df["cycles"] / hz * 1e9) if "ns" in df else df["cycles"] / hz * 1e9
-    df["cycles"] = df["cycles"].fillna(df["ns"] * hz / 1e9)
-    df["repeats"] = params["repeats"]
-    return df[["row", "tier", "cycles", "ns", "calls", "repeats"]]
+    """Every row measured in interleaved rounds after a warm-up call each; the minimum
+    over rounds is reported (a fixed amount of work: preemption only adds time),
+    with its bootstrap 90% interval."""
+    hz, rounds = tsc_hz(), params["repeats"]
+    jitted = JittedCases(params["jit_calls"])
+    tiers = {**dict.fromkeys(jitted.cases(), "jitted"),
+             **dict.fromkeys(python_cases(1), "python"),
+             **dict.fromkeys(process_cases(1), "processes")}
+    cases = {**jitted.cases(), **python_cases(params["py_calls"]),
+             **process_cases(params["ipc_round_trips"])}
+    if params["reverse"]:
+        cases = dict(reversed(cases.items()))
+    samples = interleave(cases, rounds, desc="comm_cost")
+    jitted.check()
+    rows = []
+    for row in tiers:   # the table's own order, whatever order they ran in
+        est = summarize(samples[row], "min")
+        to_cycles = hz / 1e9 if tiers[row] == "python" else 1.0
+        cyc = Estimate(est.value * to_cycles, est.lo * to_cycles, est.hi * to_cycles, est.rule)
+        ns = Estimate(*(c / hz * 1e9 for c in (cyc.value, cyc.lo, cyc.hi)), est.rule)
+        calls = {"jitted": params["jit_calls"], "python": params["py_calls"],
+                 "processes": params["ipc_round_trips"] * (SPIN_FACTOR if "spin" in row
+                                                           else 1)}[tiers[row]]
+        rows.append({"row": row, "tier": tiers[row], **cyc.columns("cycles"),
+                     **ns.columns("ns"), "calls": calls, "rounds": rounds,
+                     "estimator": est.rule})
+    return pd.DataFrame(rows)
 
 
 def ratios(ours: pd.DataFrame) -> dict:
@@ -236,8 +262,14 @@ def plot(ours: pd.DataFrame, paper: pd.DataFrame):
     both = pd.concat([mine, theirs], ignore_index=True)
     fig, ax = plt.subplots(figsize=(9, 0.38 * len(both) + 1.2))
     sns.barplot(both, y="row", x="cycles", hue="source", dodge=False, ax=ax)
+    rows = list(dict.fromkeys(both.row))
+    if "cycles_lo" in ours:   # the spread of our estimate (see the module's docstring)
+        ax.errorbar(ours.cycles, [rows.index(r) for r in ours.row],
+                    xerr=[ours.cycles - ours.cycles_lo, ours.cycles_hi - ours.cycles],
+                    fmt="none", ecolor="black", capsize=2, lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("cycles per call or round trip (log scale)")
+    ax.set_xlabel("cycles per call or round trip (log scale); ours: minimum over rounds, "
+                  "bars: bootstrap 90% interval")
     ax.set_ylabel("")
     ax.set_title("Table 1: cross-domain call cost: our host cost beside the paper's")
     for p in ax.patches:
@@ -261,7 +293,10 @@ EXPERIMENT = Experiment(
               high=10_000_000),
         Param("ipc_round_trips", int, 20_000, 200_000, "pipe round trips (spin: 10x as many)",
               low=100, high=10_000_000),
-        Param("repeats", int, 5, 11, "loops per row; the median is reported", low=1, high=101),
+        Param("repeats", int, 7, 11, "interleaved rounds (one loop per row each); the "
+              "minimum is reported", low=1, high=101),
+        Param("reverse", bool, False, False, "measure the rows in reverse order (to check "
+              "that the order does not matter)"),
     ),
     run=run,
     plot=plot,

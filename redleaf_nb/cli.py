@@ -2,6 +2,7 @@
 
     redleaf-nb list                       experiments and the paper figure each reproduces
     redleaf-nb run NAME [--full] [--param k=v ...]
+    redleaf-nb claims [--out FILE]        the paper's claims judged from recorded results
     redleaf-nb report                     data/results/report.html
     redleaf-nb reproduce [--full]         run every experiment, then the report
     redleaf-nb lab                        JupyterLab on the notebooks
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 from . import experiments as ex
 
@@ -40,6 +42,17 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_claims(args) -> int:
+    import pandas as pd
+
+    from .claims import table
+    verdicts, path = ex.judge_claims(Path(args.out) if args.out else None)
+    with pd.option_context("display.max_colwidth", 90, "display.width", 200):
+        print(table(verdicts).to_string(index=False))
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_report(args) -> int:
     print(f"wrote {ex.report()}")
     return 0
@@ -66,6 +79,10 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="the full setting (default: quick)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("claims", help="judge the paper's claims from the recorded results")
+    p.add_argument("--out", help="where to write the verdicts (default: "
+                   "data/results/claims.json)")
+    p.set_defaults(func=cmd_claims)
     sub.add_parser("report", help="write the HTML report").set_defaults(func=cmd_report)
     p = sub.add_parser("reproduce", help="run every experiment, then the report")
     p.add_argument("--full", action="store_true")

@@ -254,10 +254,63 @@ def run(name: str, full: bool = False, out: Path | None = None, **overrides) -> 
     return ours
 
 
+def judge_claims(out: Path | None = None) -> tuple[list, Path]:
+    """Judge every paper claim from the recorded results; record the verdicts in
+    ``out`` (default ``data/results/claims.json``) with the code version and each
+    result's run."""
+    from . import claims
+    from .codeversion import code_version
+    root = repo_root()
+    results_root = root / "data" / "results"
+    verdicts = claims.judge_all(claims.load_results(results_root),
+                                claims.load_paper(root / "data" / "paper"))
+    runs = {}
+    for meta in sorted(results_root.glob("*/*.json")):
+        if meta.stem == meta.parent.name:
+            m = json.loads(meta.read_text())
+            runs[meta.stem] = {k: m.get(k) for k in ("setting", "started_utc", "seconds")}
+            runs[meta.stem]["git_commit"] = m.get("machine", {}).get("git_commit")
+    path = claims.write(verdicts, out or results_root / "claims.json",
+                        {"code_version": code_version(), "machine": machine(), "runs": runs})
+    return verdicts, path
+
+
+VERDICT_COLOURS = {"holds": "#d4edda", "does not hold": "#f8d7da", "inconclusive": "#fff3cd",
+                   "not run": "#e2e3e5"}
+
+
+def _verdict_table(verdicts) -> str:
+    """The report's opening table: each claim, its verdict, inputs, threshold, links."""
+    rows = []
+    for v in verdicts:
+        inputs = "<br>".join(
+            f"{html.escape(name)}: {html.escape(i['verdict'])}"
+            + (f" ({i['value']:.3g} [{i['lo']:.3g}, {i['hi']:.3g}])" if "value" in i else "")
+            for name, i in v.inputs.items())
+        anchor = v.experiments[0]
+        rows.append(
+            f"<tr style='background:{VERDICT_COLOURS[v.verdict]}'><td>{v.number}</td>"
+            f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.title)}<br><small>"
+            f"threshold: {html.escape(v.threshold)}<br>paper: {html.escape(v.paper)}<br>"
+            f"{html.escape(v.reason)}</small></td><td><a href='#{anchor}'>"
+            f"{html.escape(v.figure)}</a><br><small>{html.escape(v.notebook)}</small></td>"
+            f"<td><details><summary>{len(v.inputs)} checks</summary><small>{inputs}"
+            "</small></details></td></tr>")
+    return ("<h2>The paper's claims, judged here</h2><p>Each claim is judged from this run's "
+            "results with the spread each experiment recorded: <b>holds</b> or <b>does not "
+            "hold</b> only when the whole spread is on one side of the threshold, otherwise "
+            "<b>inconclusive</b>. Thresholds were fixed from the paper's numbers beforehand "
+            "(redleaf_nb/claims.py); the verdicts, with every input, are in claims.json.</p>"
+            "<table><tr><th>#</th><th>verdict</th><th>claim</th><th>figure, notebook</th>"
+            "<th>inputs</th></tr>" + "".join(rows) + "</table>")
+
+
 def report(out: Path | None = None) -> Path:
-    """One HTML page with every recorded figure, ours beside the paper's."""
+    """One HTML page: the claims' verdicts, then every recorded figure, ours beside
+    the paper's. Writes ``claims.json`` beside it."""
     root = repo_root() / "data" / "results"
     out = out or root / "report.html"
+    verdicts, _ = judge_claims(out.parent / "claims.json")
     parts = ["<html><head><meta charset='utf-8'><title>redleaf-nb results</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
              "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
@@ -265,11 +318,12 @@ def report(out: Path | None = None) -> Path:
              "<h1>redleaf-nb: the RedLeaf evaluation, reproduced here</h1>",
              "<p>Each figure shows our measurements beside the paper's reported numbers "
              "(data/paper/). Absolute numbers differ across machines: compare shapes and "
-             "ratios.</p>"]
+             "ratios.</p>", _verdict_table(verdicts)]
     for exp in discover().values():
         d = results_dir(exp.name)
         meta_path = d / f"{exp.name}.json"
-        parts.append(f"<h2>{html.escape(exp.figure)}: {html.escape(exp.title)}</h2>")
+        parts.append(f"<h2 id='{exp.name}'>{html.escape(exp.figure)}: "
+                     f"{html.escape(exp.title)}</h2>")
         if not meta_path.exists():
             parts.append(f"<p><i>not run yet: <code>redleaf-nb run {exp.name}</code></i></p>")
             continue

@@ -1,4 +1,5 @@
 """The experiments harness and the Table 1 experiment, on tiny parameters."""
+import html
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from redleaf_nb import experiments as ex
 from redleaf_nb.cli import main
 from redleaf_nb.lowlevel.clock import machine, rdtsc, tsc_hz
 
-TINY = dict(jit_calls=2000, py_calls=200, ipc_round_trips=200, repeats=1)
+TINY = dict(jit_calls=2000, py_calls=200, ipc_round_trips=200, repeats=2)
 
 
 def test_cycle_counter_ticks_and_is_calibrated():
@@ -57,9 +58,12 @@ def comm_cost_run(tmp_path_factory):
 
 def test_comm_cost_measures_every_row_in_cycles_and_ns(comm_cost_run):
     table, _ = comm_cost_run
-    assert list(table.columns) == ["row", "tier", "cycles", "ns", "calls", "repeats"]
+    assert list(table.columns) == ["row", "tier", "cycles", "cycles_lo", "cycles_hi", "ns",
+                                   "ns_lo", "ns_hi", "calls", "rounds", "estimator"]
     assert len(table) == 12 and set(table.tier) == {"jitted", "python", "processes"}
     assert (table.cycles > 0).all() and (table.ns > 0).all()
+    assert (table.cycles_lo <= table.cycles).all() and (table.cycles <= table.cycles_hi).all()
+    assert table.estimator.str.startswith("minimum of 2 rounds").all()
     ghz = (table.cycles / table.ns).to_numpy()
     assert np.allclose(ghz, tsc_hz() / 1e9, rtol=1e-6)  # one clock converts both
     ratios = comm_cost.ratios(table)
@@ -74,10 +78,10 @@ def test_comm_cost_measures_every_row_in_cycles_and_ns(comm_cost_run):
 def test_a_run_records_csv_png_and_metadata(comm_cost_run):
     _, out = comm_cost_run
     meta = json.loads((out / "comm_cost.json").read_text())
-    assert meta["params"] == TINY and meta["setting"] == "quick"
+    assert meta["params"] == {**TINY, "reverse": False} and meta["setting"] == "quick"
     assert meta["machine"]["cpu_model"] and meta["figure"] == "Table 1"
     assert (out / "comm_cost.png").stat().st_size > 10_000
-    assert (out / "comm_cost.csv").read_text().startswith("row,tier,cycles,ns")
+    assert (out / "comm_cost.csv").read_text().startswith("row,tier,cycles,cycles_lo,cycles_hi,ns")
 
 
 def test_the_plot_puts_the_papers_rows_beside_ours(comm_cost_run):
@@ -93,6 +97,26 @@ def test_the_report_lists_every_experiment(tmp_path):
     page = ex.report(out=tmp_path / "report.html").read_text()
     for exp in ex.discover().values():
         assert exp.figure in page and exp.title in page
+
+
+def test_the_report_opens_with_every_claims_verdict_and_records_them(tmp_path):
+    from redleaf_nb.claims import CLAIMS, VERDICTS
+    page = ex.report(out=tmp_path / "report.html").read_text()
+    assert page.index("The paper's claims, judged here") < page.index("<h2 id=")
+    for c in CLAIMS:
+        assert html.escape(c.title) in page and html.escape(c.threshold) in page
+    doc = json.loads((tmp_path / "claims.json").read_text())
+    assert doc["code_version"] and doc["machine"]["cpu_model"]
+    assert [c["number"] for c in doc["claims"]] == list(range(1, 9))
+    assert all(c["verdict"] in VERDICTS for c in doc["claims"])
+
+
+def test_cli_claims_prints_the_verdict_table(capsys, tmp_path):
+    from redleaf_nb import cli
+    assert cli.main(["claims", "--out", str(tmp_path / "claims.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict" in printed and "A cross-domain call is far cheaper" in printed
+    assert json.loads((tmp_path / "claims.json").read_text())["claims"]
 
 
 # ---- typed parameters ------------------------------------------------------------------

@@ -1,0 +1,167 @@
+"""The claims registry on synthetic results: every claim reaches every verdict, and
+the interval rules decide as documented (redleaf_nb/claims.py)."""
+import json
+
+import pandas as pd
+import pytest
+
+from redleaf_nb import claims as C
+from redleaf_nb.experiments import repo_root
+
+PAPER = C.load_paper(repo_root() / "data" / "paper")
+SPREAD = 0.01          # a tight spread: +-1% around each value
+
+
+def span_cols(col, value, spread=SPREAD):
+    return {col: value, f"{col}_lo": value * (1 - spread), f"{col}_hi": value * (1 + spread)}
+
+
+def comm_cost(null=10.0, rref=20.0, shadow=20.0, spin=300.0, pipe=5000.0, spread=SPREAD):
+    rows = {C.NULL: null, C.RREF: rref, C.SHADOW_NULL: shadow, C.SPIN: spin, C.PIPE: pipe}
+    return pd.DataFrame([{"row": r, **span_cols("cycles", v, spread)} for r, v in rows.items()])
+
+
+def hashtable(idiom=1.25, cstyle=1.0, spread=SPREAD, sizes=(12, 14, 16)):
+    rows = []
+    for size in sizes:
+        for op in ("get", "set"):
+            for impl, f in (("C", 1.0), ("jit C-style", cstyle), ("jit idiomatic", idiom)):
+                rows.append({"implementation": impl, "size_log2": size, "op": op,
+                             **span_cols("cycles_per_op", 40.0 * f, spread)})
+    return pd.DataFrame(rows)
+
+
+def rates(experiment, host, achieved=None, capacity=14.88e6, batches=(1, 32),
+          directions=("RX", "TX"), spread=SPREAD, extra=None):
+    """``host``: batch -> {config: host rate}; achieved defaults to min(host, capacity)."""
+    rows = []
+    for batch in batches:
+        for direction in directions:
+            for config, h in {**host[batch], **(extra or {})}.items():
+                got = (achieved or {}).get(batch, {}).get(config, min(h, capacity))
+                rows.append({"config": config, "direction": direction, "batch": batch,
+                             "capacity": capacity, **span_cols("rate", got, spread),
+                             **span_cols("host_rate", h, spread)})
+    return pd.DataFrame(rows)
+
+
+def ordered(top, step=0.8, tie=1.0):
+    """Host rates falling by ``step`` per crossing; shadow/rv6-domain in ratio ``tie``."""
+    d = {"redleaf-driver": top, "redleaf-domain": top * step}
+    d["redleaf-shadow"] = d["redleaf-domain"] * step
+    d["rv6-domain"] = d["redleaf-shadow"] / tie
+    d["rv6-shadow"] = d["rv6-domain"] * step
+    return d
+
+
+def verdict(number, **results):
+    claim = next(c for c in C.CLAIMS if c.number == number)
+    return claim.verdict(results, PAPER)
+
+
+# --- each claim reaches holds, does not hold and inconclusive -----------------------
+
+CASES = [
+    (1, dict(comm_cost=comm_cost(null=10, spin=100)), C.HOLDS),
+    (1, dict(comm_cost=comm_cost(null=10, spin=20)), C.FAILS),
+    (1, dict(comm_cost=comm_cost(null=10, spin=30, spread=0.1)), C.INCONCLUSIVE),
+    (2, dict(comm_cost=comm_cost(null=10, rref=30)), C.HOLDS),
+    (2, dict(comm_cost=comm_cost(null=10, rref=60)), C.FAILS),
+    (2, dict(comm_cost=comm_cost(null=100, rref=134, spread=0.02)), C.INCONCLUSIVE),
+    (3, dict(comm_cost=comm_cost(null=10, shadow=20)), C.HOLDS),
+    (3, dict(comm_cost=comm_cost(null=10, shadow=12)), C.FAILS),
+    (3, dict(comm_cost=comm_cost(null=10, shadow=30, spread=0.05)), C.INCONCLUSIVE),
+    (4, dict(hashtable=hashtable(idiom=1.25, cstyle=0.95)), C.HOLDS),
+    (4, dict(hashtable=hashtable(idiom=2.0, cstyle=0.95)), C.FAILS),
+    (4, dict(hashtable=hashtable(idiom=1.25, cstyle=1.05, spread=0.03)), C.INCONCLUSIVE),
+    (5, dict(ixgbe=rates("ixgbe", {1: ordered(10e6), 32: ordered(20e6)},
+                         extra={"DPDK": 10e6})), C.HOLDS),
+    (5, dict(ixgbe=rates("ixgbe", {1: ordered(10e6, step=1.0), 32: ordered(20e6)},
+                         extra={"DPDK": 10e6})), C.FAILS),
+    (5, dict(ixgbe=rates("ixgbe", {1: ordered(10e6), 32: ordered(20e6)})), C.INCONCLUSIVE),
+    (6, dict(ixgbe=rates("ixgbe", {1: ordered(10e6), 32: ordered(40e6)})), C.HOLDS),
+    (6, dict(ixgbe=rates("ixgbe", {1: ordered(10e6), 32: ordered(20e6)})), C.FAILS),
+    (6, dict(ixgbe=rates("ixgbe", {1: ordered(10e6), 32: ordered(40e6, step=0.95)},
+                         spread=0.1)), C.INCONCLUSIVE),
+    (7, dict(nullnet=rates("nullnet", {1: ordered(30e6), 32: ordered(90e6, step=0.95)},
+                           capacity=float("inf"), directions=("packets",))), C.HOLDS),
+    (7, dict(nullnet=rates("nullnet", {1: ordered(30e6), 32: ordered(90e6)},
+                           capacity=float("inf"), directions=("packets",))), C.FAILS),
+    (7, dict(nullnet=rates("nullnet", {1: ordered(30e6, step=0.95), 32: ordered(90e6, 1.0)},
+                           capacity=float("inf"), directions=("packets",), spread=0.03)),
+     C.INCONCLUSIVE),
+    (8, dict(nvme=rates("nvme", {b: ordered(2e6) for b in (1, 32)}, capacity=460e3,
+                        directions=("read", "write"), extra={"SPDK": 3e6})), C.HOLDS),
+    (8, dict(nvme=rates("nvme", {b: ordered(2e6) for b in (1, 32)}, capacity=460e3,
+                        directions=("read", "write"), extra={"SPDK": 3e6},
+                        achieved={1: {"rv6-shadow": 300e3}})), C.FAILS),
+    (8, dict(nvme=rates("nvme", {b: ordered(2e6) for b in (1, 32)}, capacity=460e3,
+                        directions=("read", "write"))), C.INCONCLUSIVE),
+]
+
+
+@pytest.mark.parametrize("number, results, expected", CASES,
+                         ids=[f"claim{n}-{v.replace(' ', '_')}" for n, _, v in CASES])
+def test_every_claim_reaches_every_verdict(number, results, expected):
+    v = verdict(number, **results)
+    assert v.verdict == expected, v.reason
+    assert v.reason and v.threshold and v.paper and "missing" not in v.paper
+    assert v.inputs
+
+
+def test_every_claim_has_three_verdict_cases():
+    reached = {(n, v) for n, _, v in CASES}
+    assert {c.number for c in C.CLAIMS} == set(range(1, 9))
+    assert reached == {(c.number, v) for c in C.CLAIMS
+                       for v in (C.HOLDS, C.FAILS, C.INCONCLUSIVE)}
+
+
+def test_a_claim_without_its_results_is_not_run_and_says_what_to_run():
+    v = verdict(1)
+    assert v.verdict == C.NOT_RUN and "redleaf-nb run comm_cost" in v.reason
+
+
+def test_results_missing_a_row_the_claim_needs_are_not_run_not_a_crash():
+    v = verdict(3, comm_cost=comm_cost().query("row != @C.SHADOW_NULL"))
+    assert v.verdict == C.NOT_RUN and "re-run comm_cost" in v.reason
+
+
+# --- the interval rules -------------------------------------------------------------
+
+def test_spans_combine_conservatively():
+    a, b = C.Span(10, 9, 11), C.Span(5, 4, 6)
+    assert (a / b) == C.Span(2, 9 / 6, 11 / 4)
+    assert (a - b) == C.Span(5, 3, 7)
+    assert C.Span(1, -2, 3).scaled(-1) == C.Span(-1, -3, 2)
+
+
+@pytest.mark.parametrize("span, low, high, expected", [
+    (C.Span(2, 1.9, 2.1), 1.5, 3, C.HOLDS), (C.Span(1, 0.9, 1.1), 1.5, 3, C.FAILS),
+    (C.Span(4, 3.5, 4.5), 1.5, 3, C.FAILS), (C.Span(1.5, 1.4, 1.6), 1.5, 3, C.INCONCLUSIVE)])
+def test_within(span, low, high, expected):
+    assert C.within(span, low, high) == expected
+
+
+def test_at_least_and_at_most_decide_only_outside_the_spread():
+    s = C.Span(1.0, 0.95, 1.05)
+    assert [C.at_least(s, t) for t in (0.9, 1.0, 1.1)] == [C.HOLDS, C.INCONCLUSIVE, C.FAILS]
+    assert [C.at_most(s, t) for t in (1.1, 1.0, 0.9)] == [C.HOLDS, C.INCONCLUSIVE, C.FAILS]
+
+
+def test_combine_and_share():
+    assert C.combine([C.HOLDS, C.HOLDS]) == C.HOLDS
+    assert C.combine([C.HOLDS, C.INCONCLUSIVE]) == C.INCONCLUSIVE
+    assert C.combine([C.INCONCLUSIVE, C.FAILS]) == C.FAILS
+    assert C.share([C.HOLDS, C.HOLDS, C.FAILS], 2 / 3) == C.HOLDS
+    assert C.share([C.HOLDS, C.FAILS, C.FAILS], 2 / 3) == C.FAILS
+    assert C.share([C.HOLDS, C.INCONCLUSIVE, C.FAILS], 2 / 3) == C.INCONCLUSIVE
+
+
+def test_verdicts_are_written_with_their_inputs(tmp_path):
+    verdicts = C.judge_all({"comm_cost": comm_cost()}, PAPER)
+    path = C.write(verdicts, tmp_path / "claims.json", {"code_version": "abc"})
+    doc = json.loads(path.read_text())
+    assert doc["code_version"] == "abc" and len(doc["claims"]) == 8
+    first = doc["claims"][0]
+    assert first["verdict"] == C.HOLDS and first["inputs"] and first["threshold"]
+    assert [c["verdict"] for c in doc["claims"]][3:] == [C.NOT_RUN] * 5
