@@ -9,13 +9,16 @@ call through the configuration's entry and recycles the buffers that came
 back. The device model's own cycles are measured and excluded from its clock,
 so they never count as host time.
 
-Each configuration is run twice: against the device's profile (the rate
+Each configuration is run two ways: against the device's profile (the rate
 achieved here) and against an ``unlimited`` device (the rate our code alone
 sustains, the *host rate*). The achieved rate is about the smaller of the host
-rate and the device's capacity; a row says which one bound it.
+rate and the device's capacity; a row says which one bound it (:func:`classify`).
+All the runs of a figure take turns in rounds after a warm-up run each
+(:func:`sweep`), so that a slow minute of this VM hits every bar alike.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +38,7 @@ from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
 from redleaf_nb.lowlevel.memory import load, ring_next, store
+from redleaf_nb.measure import Estimate, interleave, summarize
 from redleaf_nb.kernel.rref import RRefDeque
 from redleaf_nb.kernel.types import exchangeable
 
@@ -229,45 +233,65 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
 
 # --- sweeps and figures shared by the three experiments -----------------------
 
-def median_run(fn, repeats: int, **kw) -> Run:
-    """The run with the median rate of ``repeats`` runs (this VM is noisy)."""
-    runs = sorted((fn(**kw) for _ in range(repeats)), key=lambda r: r.rate)
-    return runs[len(runs) // 2]
+WARM_SECONDS = 0.003   # device time of the unrecorded warm-up run of every case
 
 
-def classify(host_rate: float, capacity: float) -> str:
-    """Which limit bound a run: the device (when our code alone sustains at least its
-    capacity) or the host. Judged from the host rate, not from the achieved rate,
-    so a short run that hit a stall of this VM is not mislabelled."""
-    return "device" if np.isfinite(capacity) and host_rate >= capacity else "host"
+def classify(achieved: Estimate, host: Estimate, capacity: float) -> str:
+    """What bound a bar: ``device`` only when the achieved runs reached the device's
+    capacity; ``host`` when our code alone cannot sustain it; ``stalled`` when the
+    host rate is above the capacity yet the achieved runs fell short of it (a stall
+    of this VM, or of the model): flagged, never labelled device-bound."""
+    if not np.isfinite(capacity):
+        return "host"
+    if achieved.value >= BOUND_FRACTION * capacity:
+        return "device"
+    return "host" if host.value < capacity else "stalled"
 
 
-def against_device(run, repeats: int, profile: str, capacity: float, unit: str,
-                   **args) -> tuple[dict, Run]:
-    """Run ``run(**args)`` against the device ``profile`` (the achieved rate) and against
-    an unlimited device (the host rate): the columns every driver figure shares, and
-    the achieved run (for its device counters)."""
-    got = median_run(run, repeats, profile=profile, **args)
-    host = median_run(run, repeats, profile="unlimited", **args)
-    hz = tsc_hz()
-    return {"rate": got.rate, "host_rate": host.rate, "capacity": capacity,
-            "bound": classify(host.rate, capacity),
-            f"host_cycles_per_{unit}": host.seconds * hz / max(host.done, 1),
-            f"device_cycles_per_{unit}": got.device_cycles / max(got.done, 1),
-            "calls": got.calls, "seconds": got.seconds}, got
+def sweep(name: str, directions: tuple, batches: tuple, run_case, *, rounds: int,
+          seconds: float, capacity, unit: str, kinds=("achieved", "host"),
+          reverse: bool = False, extra=lambda typical, best: {},
+          configurations=configs.CONFIGS):
+    """Every (configuration, direction, batch) run in interleaved rounds, each after a
+    warm-up run; a tidy DataFrame of one row per bar.
 
-
-def sweep(name: str, directions: tuple, batches: tuple, measure, configurations=configs.CONFIGS):
-    """Run ``measure(config, direction, batch) -> dict`` over every combination, with a
-    progress bar; a tidy DataFrame of the rows (a batch size given twice runs once)."""
+    ``run_case(config, direction, batch, kind, seconds) -> Run``: ``kind`` is
+    ``achieved`` (against the device's profile) or ``host`` (against an unlimited
+    device: the rate our code alone sustains); runs without a device have only
+    ``host``. Estimators (:mod:`redleaf_nb.measure`): the host rate is the
+    maximum over rounds (a preemption only ever takes rate away) with a bootstrap
+    90% interval; the achieved rate is the median with its interquartile range
+    (the device sets the pace; no device: the host rate). ``capacity(direction)``
+    is the device's rate; ``extra(typical, best)`` adds columns from the median
+    achieved run and the best host run."""
     import pandas as pd
-    from tqdm.auto import tqdm
     batches = tuple(dict.fromkeys(batches))
-    cases = [(c, d, b) for d in directions for b in batches for c in configurations]
-    rows = []
-    for config, direction, batch in tqdm(cases, desc=name, unit="run"):
-        rows.append({"config": config, "direction": direction, "batch": batch,
-                     **measure(config, direction, batch)})
+    keys = [(c, d, b, kind) for d in directions for b in batches for c in configurations
+            for kind in kinds]
+    cases = {key: functools.partial(run_case, *key, seconds) for key in keys}
+    runs = interleave(cases, rounds, warm=lambda key: run_case(*key, WARM_SECONDS),
+                      reverse=reverse, desc=name)
+    hz, rows = tsc_hz(), []
+    for d in directions:
+        for b in batches:
+            for c in configurations:
+                host_runs = runs[(c, d, b, "host")]
+                got_runs = runs.get((c, d, b, "achieved"), host_runs)
+                host = summarize([r.rate for r in host_runs], "max")
+                got = (summarize([r.rate for r in got_runs], "median")
+                       if "achieved" in kinds else host)
+                best = max(host_runs, key=lambda r: r.rate)
+                typical = sorted(got_runs, key=lambda r: r.rate)[len(got_runs) // 2]
+                cap = capacity(d)
+                rows.append({"config": c, "direction": d, "batch": b,
+                             **got.columns("rate"), **host.columns("host_rate"),
+                             "capacity": cap, "bound": classify(got, host, cap),
+                             f"host_cycles_per_{unit}": best.seconds * hz / max(best.done, 1),
+                             f"device_cycles_per_{unit}":
+                                 typical.device_cycles / max(typical.done, 1),
+                             "calls": typical.calls, "seconds": typical.seconds,
+                             "rounds": rounds, "rate_estimator": got.rule,
+                             "host_rate_estimator": host.rule, **extra(typical, best)})
     return pd.DataFrame(rows)
 
 
@@ -294,39 +318,57 @@ def paper_bars(paper, figure: str, batches, direction_of, scale: float = 1.0):
     return pd.DataFrame(rows, columns=["config", "batch", "direction", "value"])
 
 
+BOUND_COLOURS = {"device": "#4c72b0", "host": "#dd8452", "stalled": "#c44e52"}
+HOST_COLOUR, PAPER_COLOUR = "#c8c8c8", "#55a868"
+
+
+def _bars(ax, x, rows, value, colours, label_of, width, offset, scale):
+    """One slot of grouped bars with the spread (``value_lo``/``_hi``) as error bars."""
+    import matplotlib.patches as mpatches
+    v = rows[value].to_numpy(float) / scale
+    ax.bar(x + offset, v, width, color=colours)
+    if f"{value}_lo" in rows:
+        lo = rows[f"{value}_lo"].to_numpy(float) / scale
+        hi = rows[f"{value}_hi"].to_numpy(float) / scale
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.errorbar((x + offset)[ok], v[ok], yerr=[(v - lo)[ok], (hi - v)[ok]], fmt="none",
+                    ecolor="black", capsize=2, lw=0.8)
+    return {label_of(c): mpatches.Patch(color=c) for c in dict.fromkeys(colours)}
+
+
 def plot_rates(ours, paper, *, unit: str, scale: float, title: str, capacity_label: str):
     """Bars per configuration: ours (achieved, coloured by what bound it), our host
-    rate, and the paper's (from :func:`paper_bars`); one panel per direction and
-    batch; the device's capacity as a dashed line."""
+    rate, and the paper's (from :func:`paper_bars`), each of ours with its spread;
+    one panel per direction and batch; the device's capacity as a dashed line."""
     import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
     directions = list(dict.fromkeys(ours.direction))
     batches = list(dict.fromkeys(ours.batch))
     fig, axes = plt.subplots(len(directions), len(batches), squeeze=False, sharey="row",
                              figsize=(5.2 * len(batches), 3.4 * len(directions) + 0.6))
     order = list(dict.fromkeys(list(ours.config) + list(paper.config)))
+    bound_label = {c: f"ours: {b}-bound" for b, c in BOUND_COLOURS.items()}
     legend = {}
-    palette = {"ours: device-bound": "#4c72b0", "ours: host-bound": "#dd8452",
-               "ours: host rate (no device limit)": "#c8c8c8", "paper (OSDI'20)": "#55a868"}
+    width = 0.27
     for i, direction in enumerate(directions):
         for j, batch in enumerate(batches):
             ax = axes[i][j]
             mine = ours[(ours.direction == direction) & (ours.batch == batch)]
-            bars = [pd.DataFrame({"config": mine.config, "rate": mine.rate / scale,
-                                  "source": "ours: " + mine.bound + "-bound"})]
+            x = np.array([order.index(c) for c in mine.config], dtype=float)
+            legend.update(_bars(ax, x, mine, "rate", [BOUND_COLOURS[b] for b in mine.bound],
+                                bound_label.get, width, -width, scale))
             if "host_rate" in mine:
-                bars.append(pd.DataFrame({"config": mine.config,
-                                          "rate": mine.host_rate / scale,
-                                          "source": "ours: host rate (no device limit)"}))
+                host = mine[mine.host_rate.notna()]
+                xh = np.array([order.index(c) for c in host.config], dtype=float)
+                legend.update(_bars(ax, xh, host, "host_rate", [HOST_COLOUR] * len(host),
+                                    lambda c: "ours: host rate (no device limit), max of "
+                                              "rounds", width, 0.0, scale))
             theirs = paper[(paper.batch == batch)
                            & (paper.direction.isin([direction, "both"]))]
             if len(theirs):
-                bars.append(pd.DataFrame({"config": theirs.config, "rate": theirs.value,
-                                          "source": "paper (OSDI'20)"}))
-            data = pd.concat(bars, ignore_index=True)
-            sns.barplot(data, x="config", y="rate", hue="source", order=order,
-                        palette=palette, ax=ax, errorbar=None)
+                xp = np.array([order.index(c) for c in theirs.config], dtype=float)
+                legend.update(_bars(ax, xp, theirs, "value", [PAPER_COLOUR] * len(theirs),
+                                    lambda c: "paper (OSDI'20)", width, width, 1.0))
+            ax.set_xticks(range(len(order)), order)
             cap = mine.capacity.iloc[0] / scale if "capacity" in mine and len(mine) else np.nan
             if np.isfinite(cap):
                 ax.axhline(cap, ls="--", color="k", lw=1)
@@ -337,11 +379,11 @@ def plot_rates(ours, paper, *, unit: str, scale: float, title: str, capacity_lab
             ax.set_xlabel("")
             ax.set_ylabel(f"{unit}, log scale")
             ax.tick_params(axis="x", rotation=30, labelsize=8)
-            for h, lab in zip(*ax.get_legend_handles_labels()):
-                legend.setdefault(lab, h)
-            ax.get_legend().remove()
     fig.suptitle(title, fontsize=11)
     fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend),
-               fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+               fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.025))
+    fig.text(0.5, 0.005, "error bars: achieved rate, median of rounds with its interquartile "
+             "range; host rate, maximum of rounds with its bootstrap 90% interval",
+             ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments._drivers import (BOUND_FRACTION, against_device, paper_bars, plot_rates,
-                                 run_net, sweep)
+from experiments._drivers import BOUND_FRACTION, paper_bars, plot_rates, run_net, sweep
 from experiments._linux import udp_loopback
 from devices.profiles import NICS, nic_profile
 from redleaf_nb.drivers.ixgbe import Ixgbe
@@ -20,18 +19,18 @@ DIRECTIONS = ("RX", "TX")
 
 
 def run(params: dict) -> pd.DataFrame:
-    profile = nic_profile(params["profile"])
-    capacity = profile.packets_per_second(params["pkt_size"])
+    capacity = nic_profile(params["profile"]).packets_per_second(params["pkt_size"])
     batches = tuple(dict.fromkeys((params["small_batch"], params["large_batch"])))
 
-    def measure(config, direction, batch):
-        row, got = against_device(run_net, params["repeats"], params["profile"], capacity,
-                                  "pkt", driver_cls=Ixgbe, config=config,
-                                  tx=direction == "TX", batch=batch,
-                                  seconds=params["seconds"], pkt_size=params["pkt_size"],
-                                  ring=params["ring"])
-        return {**row, "missed": got.device["rx_missed"], "packets": got.done}
-    df = sweep("ixgbe", DIRECTIONS, batches, measure)
+    def run_case(config, direction, batch, kind, seconds):
+        return run_net(Ixgbe, config, direction == "TX", batch, seconds,
+                       profile=params["profile"] if kind == "achieved" else "unlimited",
+                       pkt_size=params["pkt_size"], ring=params["ring"])
+    df = sweep("ixgbe", DIRECTIONS, batches, run_case, rounds=params["repeats"],
+               seconds=params["seconds"], capacity=lambda d: capacity, unit="pkt",
+               reverse=params["reverse"],
+               extra=lambda got, best: {"missed": got.device["rx_missed"],
+                                        "packets": got.done})
     if params["linux"]:
         rows = []
         for batch in batches:
@@ -85,8 +84,10 @@ EXPERIMENT = Experiment(
     paper_csv="ixgbe.csv",
     params=(
         Param("seconds", float, 0.03, 0.5, "device time per run", low=0.001, high=60.0),
-        Param("repeats", int, 3, 5, "runs per bar (the median is shown); each configuration runs "
-              "against the device and against an unlimited one", low=1, high=51),
+        Param("repeats", int, 5, 9, "interleaved rounds: in each, every bar runs once against "
+              "the device and once against an unlimited one", low=1, high=51),
+        Param("reverse", bool, False, False, "run the bars in reverse order (to check that "
+              "the order does not matter)"),
         Param("small_batch", int, 1, 1, "packets per call, small", low=1, high=64),
         Param("large_batch", int, 32, 32, "packets per call, large (RedLeaf: 32)", low=1, high=64),
         Param("pkt_size", int, 64, 64, "frame size in bytes (64: the minimum Ethernet frame)",

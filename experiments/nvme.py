@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments._drivers import (BOUND_FRACTION, against_device, paper_bars, plot_rates,
-                                 run_blk, sweep)
+from experiments._drivers import BOUND_FRACTION, paper_bars, plot_rates, run_blk, sweep
 from experiments import _linux as linux
 from devices.profiles import NVMES, nvme_profile
 from redleaf_nb.drivers.nvme import Nvme
@@ -22,17 +21,18 @@ DIRECTIONS = ("read", "write")
 
 def run(params: dict) -> pd.DataFrame:
     profile = nvme_profile(params["profile"])
-
-    def measure(config, direction, batch):
-        write = direction == "write"
-        row, got = against_device(run_blk, params["repeats"], params["profile"],
-                                  profile.write_iops if write else profile.read_iops, "io",
-                                  driver_cls=Nvme, config=config, write=write, batch=batch,
-                                  seconds=params["seconds"], queue_depth=params["queue_depth"],
-                                  queue_entries=params["queue_entries"])
-        return {**row, "errors": got.device["errors"], "requests": got.done}
     batches = tuple(dict.fromkeys((params["small_batch"], params["large_batch"])))
-    df = sweep("nvme", DIRECTIONS, batches, measure)
+
+    def run_case(config, direction, batch, kind, seconds):
+        return run_blk(Nvme, config, direction == "write", batch, seconds,
+                       profile=params["profile"] if kind == "achieved" else "unlimited",
+                       queue_depth=params["queue_depth"],
+                       queue_entries=params["queue_entries"])
+    df = sweep("nvme", DIRECTIONS, batches, run_case, rounds=params["repeats"],
+               seconds=params["seconds"], unit="io", reverse=params["reverse"],
+               capacity=lambda d: profile.write_iops if d == "write" else profile.read_iops,
+               extra=lambda got, best: {"errors": got.device["errors"],
+                                        "requests": got.done})
     if params["linux"] and linux.ensure_fio() is None:
         print(f"nvme: no Linux row: {linux.FIO_MISSING_REASON}")
     elif params["linux"]:
@@ -79,7 +79,10 @@ EXPERIMENT = Experiment(
     paper_csv="nvme.csv",
     params=(
         Param("seconds", float, 0.03, 0.5, "device time per run", low=0.001, high=60.0),
-        Param("repeats", int, 3, 5, "runs per bar (the median is shown)", low=1, high=51),
+        Param("repeats", int, 5, 9, "interleaved rounds: in each, every bar runs once against "
+              "the drive and once against an unlimited one", low=1, high=51),
+        Param("reverse", bool, False, False, "run the bars in reverse order (to check that "
+              "the order does not matter)"),
         Param("small_batch", int, 1, 1, "requests per call, small", low=1, high=128),
         Param("large_batch", int, 32, 32, "requests per call, large (RedLeaf: 32)", low=1,
               high=128),

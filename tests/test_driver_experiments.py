@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from experiments import _linux as linux_tools
+from experiments._drivers import BOUND_FRACTION
 from redleaf_nb import experiments as ex
 from redleaf_nb.configs import CONFIGS
 from redleaf_nb.lowlevel.clock import tsc_hz
 
-# the median of 3 runs of 20 ms: a run descheduled for its whole length on this shared VM
-# (it then moves nothing) does not decide a row
+# 3 interleaved rounds of 20 ms runs: a run descheduled for its whole length on this shared
+# VM (it then moves nothing) does not decide a row
 TINY = {"ixgbe": dict(seconds=0.02, repeats=3, linux=True, linux_seconds=0.05),
         "nullnet": dict(seconds=0.02, repeats=3),
         "nvme": dict(seconds=0.02, repeats=3, linux=True, linux_seconds=0.2)}
@@ -33,7 +34,9 @@ def test_every_configuration_and_batch_is_measured(result):
     assert len(mine) == len(CONFIGS) * len(directions) * 2
     assert set(mine.config) == set(CONFIGS) and set(mine.batch) == {1, 32}
     assert (mine.rate > 0).all()
-    assert set(mine.bound) <= {"device", "host"}
+    assert set(mine.bound) <= {"device", "host", "stalled"}
+    assert (mine.rate_lo <= mine.rate).all() and (mine.rate <= mine.rate_hi).all()
+    assert (mine.rounds == 3).all() and mine.rate_estimator.str.contains("of 3 rounds").all()
 
 
 #: the device model allows no more than its capacity; a short run may round up a little
@@ -55,8 +58,14 @@ def test_rates_are_bounded_by_what_limits_them(result):
         assert np.isfinite(mine.capacity).all() and (mine.capacity > 0).all()
         assert np.isfinite(mine.host_rate).all() and (mine.host_rate > 0).all()
         assert (mine.rate <= mine.capacity * (1 + DEVICE_EPS)).all()   # the device's limit
-        # the label says which limit is lower: the device's, or the host's (no device limit)
-        assert (mine.bound == np.where(mine.host_rate >= mine.capacity, "device", "host")).all()
+        # device-bound only when the achieved rate reached the capacity; host-bound when our
+        # code alone cannot sustain it; otherwise a stall, flagged
+        reached = mine.rate >= BOUND_FRACTION * mine.capacity
+        expected = np.where(reached, "device",
+                            np.where(mine.host_rate < mine.capacity, "host", "stalled"))
+        assert (mine.bound == expected).all()
+        assert (mine.host_rate_lo <= mine.host_rate).all()
+        assert mine.host_rate_estimator.str.startswith("maximum of 3 rounds").all()
         # where the device bounds a row, the achieved rate is below the host's too (a host
         # bound row's two rates come from two noisy runs of the same code: no order)
         device = mine[mine.bound == "device"]
