@@ -3,6 +3,7 @@
     redleaf-nb list                       experiments and the paper figure each reproduces
     redleaf-nb run NAME [--full] [--param k=v ...]
     redleaf-nb claims [--out FILE]        the paper's claims judged from recorded results
+    redleaf-nb stability [--runs 5] [--hog]  do the verdicts stand, run after run?
     redleaf-nb report                     data/results/report.html
     redleaf-nb reproduce [--full]         run every experiment, then the report
     redleaf-nb lab                        JupyterLab on the notebooks
@@ -53,6 +54,19 @@ def cmd_claims(args) -> int:
     return 0
 
 
+def cmd_stability(args) -> int:
+    import pandas as pd
+
+    from .stability import stability
+    table = stability(args.runs, hog=args.hog,
+                      experiments=args.experiments.split(",") if args.experiments else None)
+    with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+        print(table.drop(columns="ranges").to_string(index=False))
+        for row in table.itertuples():
+            print(f"claim {row.claim}: {row.ranges}")
+    return 0
+
+
 def cmd_report(args) -> int:
     print(f"wrote {ex.report()}")
     return 0
@@ -83,6 +97,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="where to write the verdicts (default: "
                    "data/results/claims.json)")
     p.set_defaults(func=cmd_claims)
+    p = sub.add_parser("stability", help="run the claim-bearing experiments N times and "
+                       "count each claim's verdicts")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--hog", action="store_true",
+                   help="with a CPU hog pinned to CPU 1 (experiments on CPU 0)")
+    p.add_argument("--experiments", help="comma-separated (default: every one a claim needs)")
+    p.set_defaults(func=cmd_stability)
     sub.add_parser("report", help="write the HTML report").set_defaults(func=cmd_report)
     p = sub.add_parser("reproduce", help="run every experiment, then the report")
     p.add_argument("--full", action="store_true")
