@@ -27,7 +27,9 @@ from redleaf_nb.lowlevel.clock import tsc_hz
 matplotlib.use("Agg")
 
 EXP = ex.get("hashtable")
-COLUMNS = ["implementation", "size_log2", "op", "cycles_per_op", "ns_per_op", "repeats"]
+COLUMNS = ["implementation", "size_log2", "op", "cycles_per_op", "cycles_per_op_lo",
+           "cycles_per_op_hi", "ns_per_op", "ns_per_op_lo", "ns_per_op_hi", "repeats",
+           "estimator"]
 M64 = (1 << 64) - 1
 
 
@@ -45,6 +47,9 @@ def test_registered_as_figure_5():
 
 def test_tiny_run_shape_and_units(tiny):
     assert list(tiny.columns[:len(COLUMNS)]) == COLUMNS
+    assert (tiny.cycles_per_op_lo <= tiny.cycles_per_op).all()
+    assert (tiny.cycles_per_op <= tiny.cycles_per_op_hi).all()
+    assert (tiny.c_opt == "-O3 -march=native").all() and tiny.pages.str.contains("THP").all()
     assert set(tiny.implementation) == set(bench.IMPLEMENTATIONS)
     assert set(tiny.op) == {"get", "set"}
     assert sorted(tiny.size_log2.unique()) == [10, 11]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from experiments.hashtable import kernels as K
-from experiments.hashtable.c_reference import native
+from experiments.hashtable.c_reference import FAIR_C_OPT, native
 
 MIN_OPS = 1 << 20     # operations per measurement for compiled code (small tables: passes)
 IMPLEMENTATIONS = ("C", "jit C-style", "jit idiomatic", "Python dict", "Python list")
@@ -37,7 +37,7 @@ class Tables:
     it, so no page fault is ever timed.
     """
 
-    def __init__(self, cap: int, impls=IMPLEMENTATIONS, c_opt: str = "-O2"):
+    def __init__(self, cap: int, impls=IMPLEMENTATIONS, c_opt: str = FAIR_C_OPT):
         self.cap = cap
         self.impls = tuple(impls)
         self.flat = np.zeros(2 * cap, np.uint64)          # {key, value} x cap
