@@ -434,6 +434,18 @@ def judge_all(results: dict, paper: dict) -> list[Verdict]:
     return [c.verdict(results, paper) for c in CLAIMS]
 
 
+def of_experiment(name: str, ours: pd.DataFrame, paper_root: Path | None = None) -> pd.DataFrame:
+    """The verdicts of the claims that judge experiment ``name`` alone, on the table
+    ``ours`` (as a notebook has it after ``exp.run``): claim, verdict, title, reason,
+    threshold, and the paper's numbers."""
+    from .experiments import repo_root
+    paper = load_paper(paper_root or repo_root() / "data" / "paper")
+    mine = [c.verdict({name: ours}, paper) for c in CLAIMS if c.experiments == (name,)]
+    return pd.DataFrame([{"claim": v.number, "verdict": v.verdict, "title": v.title,
+                          "reason": v.reason, "threshold": v.threshold, "paper": v.paper}
+                         for v in mine]).set_index("claim")
+
+
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
     """One row per claim: number, verdict, title, reason."""
     return pd.DataFrame([{"claim": v.number, "verdict": v.verdict, "title": v.title,

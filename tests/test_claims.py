@@ -165,3 +165,9 @@ def test_verdicts_are_written_with_their_inputs(tmp_path):
     first = doc["claims"][0]
     assert first["verdict"] == C.HOLDS and first["inputs"] and first["threshold"]
     assert [c["verdict"] for c in doc["claims"]][3:] == [C.NOT_RUN] * 5
+
+
+def test_a_notebook_sees_the_verdicts_of_its_experiments_claims():
+    got = C.of_experiment("comm_cost", comm_cost())
+    assert list(got.index) == [1, 2, 3] and (got.verdict == C.HOLDS).all()
+    assert got.loc[3, "paper"].startswith("279 / 124")
