@@ -287,13 +287,13 @@ EXPERIMENT = Experiment(
     title="Cost of a cross-domain call (proxy, RRef, shadow) vs process isolation",
     paper_csv="comm_cost.csv",
     params=(
-        Param("jit_calls", int, 1_000_000, 10_000_000, "calls per jitted loop (paper: 10M)",
+        Param("jit_calls", int, 250_000, 10_000_000, "calls per jitted loop (paper: 10M)",
               low=1000, high=100_000_000),
         Param("py_calls", int, 20_000, 200_000, "calls per Python-tier loop", low=100,
               high=10_000_000),
         Param("ipc_round_trips", int, 20_000, 200_000, "pipe round trips (spin: 10x as many)",
               low=100, high=10_000_000),
-        Param("repeats", int, 7, 11, "interleaved rounds (one loop per row each); the "
+        Param("repeats", int, 15, 15, "interleaved rounds (one loop per row each); the "
               "minimum is reported", low=1, high=101),
         Param("reverse", bool, False, False, "measure the rows in reverse order (to check "
               "that the order does not matter)"),

@@ -68,7 +68,7 @@ EXPERIMENT = Experiment(
     paper_csv="ixgbe.csv",
     params=(
         Param("seconds", float, 0.03, 0.5, "time per run", low=0.001, high=60.0),
-        Param("repeats", int, 7, 9, "interleaved rounds; the maximum rate is shown (a fixed "
+        Param("repeats", int, 9, 11, "interleaved rounds; the maximum rate is shown (a fixed "
               "software loop: preemption only takes rate away)", low=1, high=51),
         Param("reverse", bool, False, False, "run the bars in reverse order (to check that "
               "the order does not matter)"),
