@@ -15,14 +15,22 @@ sustains, the *host rate*). The achieved rate is about the smaller of the host
 rate and the device's capacity; a row says which one bound it (:func:`classify`).
 All the runs of a figure take turns in rounds after a warm-up run each
 (:func:`sweep`), so that a slow minute of this VM hits every bar alike.
+
+The DPDK and SPDK rows are C analogs (experiments/native/dpdk_ixgbe.c and
+spdk_nvme.c; :func:`run_dpdk`, :func:`run_spdk`): no isolation, no RRefs, the
+whole loop in C, one call per run, driving the same device models through the
+same registers and rings. The device set-up is the safe driver's own (Python,
+untimed); the model is stepped through a numba ``cfunc`` pointer, as the jitted
+loop steps it through a first-class function pointer.
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import cfunc, njit
 from numba import types as nbt
 
 from devices.nic import NOW as NIC_NOW
@@ -31,7 +39,11 @@ from devices.nvme import NOW as NVME_NOW
 from devices.nvme import NvmeSsd, nvme_step
 from devices.profiles import nic_profile, nvme_profile
 from redleaf_nb import configs
-from redleaf_nb.interfaces.net import MAX_BATCH, Net, Packet
+from redleaf_nb.datasheets import ixgbe_82599
+from redleaf_nb.datasheets import nvme as nvme_sheet
+from redleaf_nb.drivers.ixgbe import Ixgbe
+from redleaf_nb.drivers.nvme import Nvme
+from redleaf_nb.interfaces.net import MAX_BATCH, PKT_BUF, Net, Packet
 from redleaf_nb.interfaces.nvme import BlkReq, NvmeBDev
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
@@ -39,6 +51,7 @@ from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
 from redleaf_nb.lowlevel.memory import load, ring_next, store
 from redleaf_nb.measure import Estimate, interleave, summarize
+from redleaf_nb.native import build_shared, datasheet_headers
 from redleaf_nb.kernel.rref import RRefDeque
 from redleaf_nb.kernel.types import exchangeable
 
@@ -251,6 +264,118 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
     done, calls, stolen = _timed_loop(k, e, nvme_step, ssd.mmio, ssd.mmio + 8 * NVME_NOW,
                               ssd.start_clock, submit, collect, pool, write, batch, seconds,
                               nblocks, queue_depth)
+    stats = ssd.stats()
+    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
+               stolen / hz)
+
+
+# --- the C analogs: DPDK (Figure 6) and SPDK (Figure 8) ---------------------------
+
+NATIVE = Path(__file__).resolve().parent / "native"
+NATIVE_FLAGS = ("-O3", "-march=native")   # what numba compiles with: LLVM -O3, this CPU
+#: the run function each analog exports (see its source for what the arguments are)
+NATIVE_CDEF = {
+    "dpdk_ixgbe": """int dpdk_ixgbe_run(void (*step)(int64_t), int64_t *clock, int64_t now_word,
+        int64_t *regs, uint8_t *rx_desc, int64_t *rx_slot, uint8_t *tx_desc, int64_t *tx_slot,
+        int64_t ring, int64_t *pool, int64_t pool_free, int64_t buf_bytes, int tx,
+        int64_t batch, int64_t limit, int64_t max_gap, int64_t *out);""",
+    "spdk_nvme": """int spdk_nvme_run(void (*step)(int64_t), int64_t *clock, int64_t now_word,
+        int64_t *regs, uint8_t *sq, uint8_t *cq, int64_t entries, int64_t *cid_req,
+        uint8_t *data, int64_t *len, int64_t *free_req, int64_t depth, int64_t nblocks,
+        int write, int64_t batch, int64_t limit, int64_t max_gap, int64_t *out);"""}
+NATIVE_DATASHEET = {"dpdk_ixgbe": ixgbe_82599, "spdk_nvme": nvme_sheet}
+#: what a run's nonzero status means (dpdk_ixgbe.c: DPDK_BAD_FRAME)
+NATIVE_ERRORS = {"dpdk_ixgbe": {-1: "a frame longer than a packet buffer (bad IPv4 length)"},
+                 "spdk_nvme": {}}
+BUF_STRIDE = 2048     # packet buffers this far apart: the heap's size class for an RRef's 1514
+
+
+@functools.cache
+def native(name: str):
+    """(ffi, lib) of a C analog, built with its datasheet's generated header."""
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef(NATIVE_CDEF[name])
+    so = build_shared(NATIVE / f"{name}.c", NATIVE_FLAGS,
+                      datasheet_headers(NATIVE_DATASHEET[name]))
+    return ffi, ffi.dlopen(str(so))
+
+
+@functools.cache
+def c_step(step):
+    """A device model's ``step`` as a C function pointer: a numba ``cfunc`` around it.
+    Compiled here, not cached on disk: numba stamps a cfunc's cache by this file alone,
+    so an edit to the model would load stale code."""
+    def step_c(dev):
+        step(dev)
+    return cfunc(nbt.void(nbt.int64))(step_c)
+
+
+def _set_up(driver_cls, role: str, device, **create_args):
+    """The safe driver's own set-up of ``device`` (reset, rings or queues, enables, all
+    through its registers; Python, untimed): the driver object, whose rings the C
+    analog then drives. The C side never calls into it."""
+    k = Kernel(heap_bytes=1 << 20, max_objects=1 << 10)
+    proxy = k.create(f"{role}-driver", driver_cls, device=k.add_device(role, device),
+                     **create_args)
+    return proxy.domain.impl
+
+
+def _c_loop(name: str, step, dev_obj, now_word: int, seconds: float, *args):
+    """Start ``dev_obj``'s clock and run analog ``name``'s loop for ``seconds`` of device
+    time, the device's registers first and ``args`` after them: (done, calls, stolen)."""
+    ffi, lib = native(name)
+    hz = tsc_hz()
+    fn = ffi.cast("void (*)(int64_t)", c_step(step).address)   # compiled before the clock
+    out = np.zeros(3, np.int64)          # poll_loop.h: done, calls, stolen cycles
+
+    def c(a):   # numpy memory as a C pointer (the arrays outlive the call)
+        return ffi.cast("void *", a.ctypes.data) if isinstance(a, np.ndarray) else a
+    regs = c(dev_obj.regs)
+    dev_obj.start_clock()
+    status = getattr(lib, f"{name}_run")(fn, regs, now_word, regs, *map(c, args),
+                                         int(seconds * hz), int(MAX_GAP_SECONDS * hz), c(out))
+    if status != 0:
+        why = NATIVE_ERRORS[name].get(status, f"failed (status {status})")
+        raise RuntimeError(f"{name}: {why}")
+    return tuple(int(x) for x in out)
+
+
+def run_dpdk(tx: bool, batch: int, seconds: float, profile: str = "x520",
+             pkt_size: int = 64, ring: int = 512) -> Run:
+    """Figure 6's DPDK row (experiments/native/dpdk_ixgbe.c): as :func:`run_net`, with the
+    ixgbe driver's rings driven from C. Its ``ring + 3 * MAX_BATCH`` buffers, every one
+    holding the generator's frame, are numpy memory ``BUF_STRIDE`` bytes apart."""
+    hz = tsc_hz()
+    nic = Nic82599(nic_profile(profile), pkt_size, hz, rx_traffic=not tx)
+    driver = _set_up(Ixgbe, "net", nic, batch=batch, ring=ring)
+    bufs = np.zeros((ring + 3 * MAX_BATCH, BUF_STRIDE), np.uint8)
+    bufs[:, :pkt_size] = udp_frame(pkt_size)
+    pool = bufs.ctypes.data + BUF_STRIDE * np.arange(len(bufs), dtype=np.int64)
+    slots = np.zeros((2, ring), np.int64)
+    done, calls, stolen = _c_loop("dpdk_ixgbe", nic_step, nic, NIC_NOW, seconds,
+                                  driver.rx_ring, slots[0], driver.tx_ring, slots[1], ring,
+                                  pool, len(pool), PKT_BUF, tx, batch)
+    stats = nic.stats()
+    if tx:
+        done = stats["tx_packets"]   # what reached the wire
+    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
+               stolen / hz)
+
+
+def run_spdk(write: bool, batch: int, seconds: float, profile: str = "p3700",
+             queue_depth: int = 32, queue_entries: int = 1024) -> Run:
+    """Figure 8's SPDK row (experiments/native/spdk_nvme.c): as :func:`run_blk`, with the
+    nvme driver's I/O queue pair driven from C; ``queue_depth`` 4 KiB numpy buffers."""
+    hz = tsc_hz()
+    ssd = NvmeSsd(nvme_profile(profile), hz)
+    driver = _set_up(Nvme, "bdev", ssd, batch=batch, queue_entries=queue_entries)
+    cid_req = np.zeros(queue_entries, np.int64)            # the request behind each command
+    data = np.zeros((queue_depth, nvme_sheet.BSIZE), np.uint8)   # each request's buffer
+    length, free = np.zeros((2, queue_depth), np.int64)    # what came back; requests not out
+    done, calls, stolen = _c_loop("spdk_nvme", nvme_step, ssd, NVME_NOW, seconds,
+                                  driver.sq, driver.cq, queue_entries, cid_req, data, length,
+                                  free, queue_depth, driver.nblocks, write, batch)
     stats = ssd.stats()
     return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
                stolen / hz)
