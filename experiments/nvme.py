@@ -92,7 +92,7 @@ def targets(ours: pd.DataFrame) -> dict:
 EXPERIMENT = Experiment(
     name="nvme",
     figure="Figure 8",
-    title="NVMe (P3700) driver: 4 KiB sequential IOPS in five configurations",
+    title="NVMe (P3700) driver: 4 KiB sequential IOPS in five configurations and an SPDK analog",
     paper_csv="nvme.csv",
     params=(
         Param("seconds", float, 0.03, 0.5, "device time per run", low=0.001, high=60.0),

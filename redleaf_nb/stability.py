@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,7 +57,9 @@ def cpu_hog(seconds: float, hog_cpu: int, work_cpu: int):
 
 
 def run_once(out: Path, experiments: list[str]) -> list[C.Verdict]:
-    """Every experiment once (quick), recorded under ``out``; the claims judged on it."""
+    """Every experiment once (quick), recorded under ``out`` (emptied first: a claim is
+    judged on this run's results only); the claims judged on it."""
+    shutil.rmtree(out, ignore_errors=True)
     for name in experiments:
         ex.run(name, out=out / name)
     return C.judge_all(C.load_results(out), C.load_paper(ex.repo_root() / "data" / "paper"))

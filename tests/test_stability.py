@@ -33,9 +33,14 @@ def test_every_claimed_experiment_is_run():
 def test_stability_runs_and_records(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(ex, "run", lambda name, out, **kw: calls.append(name))
+    stale = tmp_path / "plain" / "run0" / "nullnet"        # a former run's results
+    stale.mkdir(parents=True)
+    (stale / "nullnet.csv").write_text("config,batch,rate\n")
     table = stability(2, experiments=["comm_cost"], out=tmp_path / "plain")
     assert calls == ["comm_cost", "comm_cost"]
     assert list(table.claim) == list(range(1, 9))
+    assert (table[C.NOT_RUN] == 2).all()          # judged on this run's results only
+    assert not stale.exists()
     doc = json.loads((tmp_path / "plain.json").read_text())
     assert doc["runs"] == 2 and not doc["hog"] and len(doc["verdicts"]) == 2
 

@@ -290,7 +290,7 @@ EXPERIMENT = Experiment(
         Param("max_log2", int, 20, 26, "largest table, log2 of entries", low=10, high=26),
         Param("load", int, 75, 75, "percent of the table filled (paper 75; RedLeaf source 25)",
               low=10, high=90),
-        Param("repeats", int, 5, 7, "measurements per point, implementations taking turns "
+        Param("repeats", int, 9, 9, "measurements per point, implementations taking turns "
               "(the minimum is reported)", low=1, high=100),
         Param("py_max_log2", int, 16, 16, "largest table for the pure-Python versions", low=10,
               high=20),
