@@ -101,7 +101,7 @@ EXPERIMENT = Experiment(
     paper_csv="ixgbe.csv",
     params=(
         Param("seconds", float, 0.03, 0.5, "device time per run", low=0.001, high=60.0),
-        Param("repeats", int, 5, 9, "interleaved rounds: in each, every bar runs once against "
+        Param("repeats", int, 7, 9, "interleaved rounds: in each, every bar runs once against "
               "the device and once against an unlimited one", low=1, high=51),
         Param("reverse", bool, False, False, "run the bars in reverse order (to check that "
               "the order does not matter)"),
