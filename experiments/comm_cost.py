@@ -293,7 +293,7 @@ EXPERIMENT = Experiment(
               high=10_000_000),
         Param("ipc_round_trips", int, 20_000, 200_000, "pipe round trips (spin: 10x as many)",
               low=100, high=10_000_000),
-        Param("repeats", int, 15, 15, "interleaved rounds (one loop per row each); the "
+        Param("repeats", int, 25, 25, "interleaved rounds (one loop per row each); the "
               "minimum is reported", low=1, high=101),
         Param("reverse", bool, False, False, "measure the rows in reverse order (to check "
               "that the order does not matter)"),

@@ -339,6 +339,23 @@ def _claim5(results, paper, checks):
                        "a DPDK analog measured in the same run (none recorded)")
 
 
+def _reaches_capacity(checks: Checks, where: str, row: dict, what: str) -> None:
+    """The achieved rate at least 95% of the device's capacity, and the host rate above
+    it. A run that fell short *and* is labelled stalled (its host rate is above the
+    capacity: the VM, not our code, held it back) cannot tell: inconclusive, not a
+    failure of the claim."""
+    cap = float(row["capacity"])
+    got = Span.of(row, "rate").scaled(1 / cap)
+    host = Span.of(row, "host_rate").scaled(1 / cap)
+    reached = at_least(got, 0.95)
+    if reached == FAILS and row.get("bound") == "stalled":
+        checks.add(f"{where}: achieved / {what} (the run stalled: re-run)", INCONCLUSIVE, got,
+                   ">= 0.95 in a run without stalls")
+    else:
+        checks.add(f"{where}: achieved / {what}", reached, got, ">= 0.95")
+    checks.add(f"{where}: host rate / {what}", at_least(host, 1.0), host, ">= 1")
+
+
 @claim(6, "At batch 32 every configuration reaches ixgbe's line rate",
        "batch 32, RX and TX: every configuration achieves >= 95% of line rate, with a host "
        "rate above line rate", "Figure 6", ("ixgbe",), "notebooks/fig6_ixgbe.ipynb",
@@ -350,13 +367,8 @@ def _claim6(results, paper, checks):
     for direction in ("RX", "TX"):
         rows = _at(df, large, direction)
         for config in CONFIG_ORDER:
-            r = rows[config]
-            cap = float(r["capacity"])
-            got = Span.of(r, "rate").scaled(1 / cap)
-            host = Span.of(r, "host_rate").scaled(1 / cap)
-            where = f"batch {large} {direction} {config}"
-            checks.add(f"{where}: achieved / line rate", at_least(got, 0.95), got, ">= 0.95")
-            checks.add(f"{where}: host rate / line rate", at_least(host, 1.0), host, ">= 1")
+            _reaches_capacity(checks, f"batch {large} {direction} {config}", rows[config],
+                              "line rate")
 
 
 @claim(7, "Crossings cost nullnet packets at batch 1, far less at batch 32",
@@ -406,12 +418,7 @@ def _claim8(results, paper, checks):
                 checks.add(f"{where}: measured in the same run", INCONCLUSIVE, None,
                            "an SPDK analog measured in the same run (none recorded)")
                 continue
-            r = rows[config]
-            cap = float(r["capacity"])
-            got = Span.of(r, "rate").scaled(1 / cap)
-            host = Span.of(r, "host_rate").scaled(1 / cap)
-            checks.add(f"{where}: achieved / device max", at_least(got, 0.95), got, ">= 0.95")
-            checks.add(f"{where}: host rate / device max", at_least(host, 1.0), host, ">= 1")
+            _reaches_capacity(checks, where, rows[config], "device max")
 
 
 # --- judging, recording, showing -----------------------------------------------------

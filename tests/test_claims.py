@@ -2,6 +2,7 @@
 the interval rules decide as documented (redleaf_nb/claims.py)."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -171,3 +172,15 @@ def test_a_notebook_sees_the_verdicts_of_its_experiments_claims():
     got = C.of_experiment("comm_cost", comm_cost())
     assert list(got.index) == [1, 2, 3] and (got.verdict == C.HOLDS).all()
     assert got.loc[3, "paper"].startswith("279 / 124")
+
+
+def test_a_stalled_run_short_of_capacity_is_inconclusive_not_a_failure():
+    """The host rate is above the drive's maximum, the achieved rate is not: the VM held
+    the run back, which says nothing against the claim."""
+    host = {b: ordered(2e6) for b in (1, 32)}
+    df = rates("nvme", host, capacity=460e3, directions=("read", "write"),
+               extra={"SPDK": 3e6}, achieved={1: {"rv6-shadow": 300e3}})
+    short = (df.config == "rv6-shadow") & (df.batch == 1)
+    assert verdict(8, nvme=df).verdict == C.FAILS                 # host-bound? unlabelled: fails
+    v = verdict(8, nvme=df.assign(bound=np.where(short, "stalled", "device")))
+    assert v.verdict == C.INCONCLUSIVE and "stalled" in v.reason
