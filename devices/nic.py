@@ -20,6 +20,12 @@ the driver shares (``redleaf_nb/datasheets/ixgbe_82599.py``): int64 word indices
 into :attr:`Nic82599.regs`, not the datasheet's byte offsets. Words from
 ``_INTERNAL`` on are the model's own state (its clock, counters it needs),
 never granted to a driver.
+
+DMA goes through the IOMMU (``redleaf_nb/lowlevel/iommu.py``): a ring, or a
+buffer a descriptor points at, that is not memory the owning driver holds is
+refused, and the queue stops (its enable bit cleared, ``DMA_HALTS`` counted), as
+a device whose DMA faulted does; nothing is written. The driver's reset brings
+it back.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC
                                                TDLEN, TDT, TXD_DD, TXD_DEXT, TXD_EOP, TXDCTL,
                                                TXERR)
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
+from redleaf_nb.lowlevel.iommu import dma_allowed
 from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
 
 from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
@@ -40,8 +47,8 @@ from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
 # the model's own state, after the registers a driver sees (datasheet: NREGS)
 _INTERNAL = 32
 (T0, DEV_CYCLES, NOW, CPP_FP, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, PKT_SIZE, FRAME_ADDR,
- STEPS, RX_TRAFFIC) = range(_INTERNAL, _INTERNAL + 11)
-NWORDS = _INTERNAL + 11
+ STEPS, RX_TRAFFIC, IOMMU_CTX, DMA_HALTS) = range(_INTERNAL, _INTERNAL + 13)
+NWORDS = _INTERNAL + 13
 assert NREGS <= _INTERNAL
 FP = 16  # fixed-point bits of the wire clock (cycles per packet << FP)
 
@@ -100,6 +107,10 @@ class Nic82599:
     def read_reg(self, reg: int) -> int:
         return int(self.regs[reg])
 
+    def attach_iommu(self, ctx: int) -> None:
+        """The kernel's IOMMU context for this device (0: none, every transfer passes)."""
+        self.regs[IOMMU_CTX] = ctx
+
     def reset(self) -> None:
         """CTRL.RST: rings and statistics cleared, link up, wire clock kept."""
         self.regs[:_INTERNAL] = 0
@@ -124,6 +135,7 @@ class Nic82599:
         return {"rx_packets": int(r[GPRC]), "tx_packets": int(r[GPTC]),
                 "rx_missed": int(r[MPC]), "tx_errors": int(r[TXERR]),
                 "rx_bytes": int(r[GORC]), "tx_bytes": int(r[GOTC]),
+                "dma_halts": int(r[DMA_HALTS]),
                 "device_cycles": int(r[DEV_CYCLES]), "device_steps": int(r[STEPS]),
                 "elapsed_cycles": int(r[NOW])}
 
@@ -131,6 +143,13 @@ class Nic82599:
 @njit(cache=True, inline="always")
 def _ring(dev, bal, bah):
     return load(dev, bal) | (load(dev, bah) << 32)
+
+
+@njit(cache=True)
+def _halt(dev, dctl):
+    """A refused transfer: stop the queue (clear its enable bit); nothing was moved."""
+    store(dev, dctl, load(dev, dctl) & ~DCTL_ENABLE)
+    store(dev, DMA_HALTS, load(dev, DMA_HALTS) + 1)
 
 
 @njit(cache=True)
@@ -148,9 +167,15 @@ def _receive(dev, now):
         store(dev, RX_OFFERED_FP, due)
     size = load(dev, PKT_SIZE)
     frame = carray(pointer(load(dev, FRAME_ADDR), np.uint8), size)
-    ring = _ring(dev, RDBAL, RDBAH)
+    ring, iommu = _ring(dev, RDBAL, RDBAH), load(dev, IOMMU_CTX)
+    if enabled and not dma_allowed(iommu, ring, n * DESC_BYTES):
+        _halt(dev, RXDCTL)
+        enabled = False
     delivered = 0
     while delivered < arriving and enabled and head != tail:
+        if not dma_allowed(iommu, load(ring, 2 * head), size):
+            _halt(dev, RXDCTL)
+            break
         carray(pointer(load(ring, 2 * head), np.uint8), size)[:] = frame
         store(ring, 2 * head, 0)
         store(ring, 2 * head + 1, RXD_DD | RXD_EOP | (size << 32))
@@ -169,13 +194,19 @@ def _transmit(dev, now):
         return
     n = load(dev, TDLEN) // DESC_BYTES
     cpp = load(dev, CPP_FP)
-    ring = _ring(dev, TDBAL, TDBAH)
+    ring, iommu = _ring(dev, TDBAL, TDBAH), load(dev, IOMMU_CTX)
+    if not dma_allowed(iommu, ring, n * DESC_BYTES):
+        _halt(dev, TXDCTL)
+        return
     head, tail = load(dev, TDH), load(dev, TDT)
     # the wire idles when nothing is queued: no credit is banked across idle time
     start = max(load(dev, TX_NEXT_FP), load(dev, LAST_NOW) << FP)
     sent = nbytes = 0
     while head != tail and start <= (now << FP):
         cmd = load(ring, 2 * head + 1) & 0xFFFFFFFF
+        if not dma_allowed(iommu, load(ring, 2 * head), cmd & 0xFFFF):   # the frame's read
+            _halt(dev, TXDCTL)
+            break
         if (cmd & TXD_EOP) == 0 or (cmd & TXD_DEXT) == 0:
             store(dev, TXERR, load(dev, TXERR) + 1)
         else:

@@ -22,6 +22,11 @@ Register indices, bits and entry layouts come from the datasheet module the
 driver shares (``redleaf_nb/datasheets/nvme.py``): int64 word indices into
 :attr:`NvmeSsd.regs`, not the specification's byte offsets; words from
 ``_INTERNAL`` on are the model's own, never granted to a driver.
+
+DMA goes through the IOMMU (``redleaf_nb/lowlevel/iommu.py``): a command whose
+data buffer (PRP1) is not memory the owning driver holds completes with *Data
+Transfer Error* and moves nothing; a queue entry the drive may not read or
+write is a controller fatal error (CSTS.CFS): the drive stops until reset.
 """
 from __future__ import annotations
 
@@ -30,10 +35,11 @@ from numba import carray, njit
 
 from redleaf_nb.datasheets.nvme import (ACQ, ADMIN_CREATE_CQ, ADMIN_CREATE_SQ, ADMIN_IDENTIFY,
                                         AQA, ASQ, BSIZE, CAP, CC, CC_EN, CQ0HDBL, CQ1HDBL, CSTS,
-                                        CSTS_RDY, LBAS_PER_BLOCK, NREGS, OP_READ, OP_WRITE,
-                                        SC_INVALID_OPCODE, SC_LBA_RANGE, SC_SUCCESS, SQ0TDBL,
-                                        SQ1TDBL, VS)
+                                        CSTS_CFS, CSTS_RDY, LBAS_PER_BLOCK, NREGS, OP_READ,
+                                        OP_WRITE, SC_DATA_TRANSFER_ERROR, SC_INVALID_OPCODE,
+                                        SC_LBA_RANGE, SC_SUCCESS, SQ0TDBL, SQ1TDBL, VS)
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
+from redleaf_nb.lowlevel.iommu import dma_allowed
 from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
 
 from .profiles import NvmeProfile, nvme_profile
@@ -42,9 +48,10 @@ _INTERNAL = 16       # the model's own words follow the registers a driver sees
 # the model's own state: per queue pair q (0 admin, 1 I/O) base, entries, heads, phase
 (T0, DEV_CYCLES, NOW, RD_SVC, WR_SVC, RD_LAT, WR_LAT, SVC_END, NBLOCKS, DISK_ADDR,
  INFLIGHT_ADDR, INFLIGHT_CAP, IN_HEAD, IN_COUNT, READS, WRITES, ERRORS, STEPS,
- SQ_BASE, SQ_SIZE, SQ_HEAD, CQ_BASE, CQ_SIZE, CQ_TAIL, CQ_PHASE) = range(_INTERNAL, _INTERNAL + 25)
+ IOMMU_CTX, SQ_BASE, SQ_SIZE, SQ_HEAD, CQ_BASE, CQ_SIZE, CQ_TAIL,
+ CQ_PHASE) = range(_INTERNAL, _INTERNAL + 26)
 QSTRIDE = 7          # SQ_BASE..CQ_PHASE, repeated for queue pair 1
-NWORDS = _INTERNAL + 25 + QSTRIDE
+NWORDS = _INTERNAL + 26 + QSTRIDE
 
 assert NREGS <= _INTERNAL
 
@@ -85,6 +92,10 @@ class NvmeSsd:
             self._enable()
         elif reg == SQ0TDBL and self.regs[CSTS] & CSTS_RDY:
             _admin(self.mmio)   # admin commands run when their doorbell is written
+
+    def attach_iommu(self, ctx: int) -> None:
+        """The kernel's IOMMU context for this drive (0: none, every transfer passes)."""
+        self.regs[IOMMU_CTX] = ctx
 
     def read_reg(self, reg: int) -> int:
         return int(self.regs[reg])
@@ -132,13 +143,31 @@ def _cq_full(dev, q):
 
 
 @njit(cache=True)
+def _fatal(dev):
+    """A queue the drive may not reach: controller fatal status, nothing more is done."""
+    store(dev, CSTS, (load(dev, CSTS) | CSTS_CFS) & ~CSTS_RDY)
+
+
+@njit(cache=True)
+def _entry(dev, address, nbytes):
+    """May the drive read or write this queue entry? If not, it stops (CSTS.CFS)."""
+    if dma_allowed(load(dev, IOMMU_CTX), address, nbytes):
+        return True
+    _fatal(dev)
+    return False
+
+
+@njit(cache=True)
 def _post(dev, q, cid, status, sq_head):
-    """Write a completion entry with the current phase; False if the CQ is full."""
+    """Write a completion entry with the current phase; False if the CQ is full (or
+    the drive may not write it: then it stops)."""
     if _cq_full(dev, q):
         return False
     o = q * QSTRIDE
     size, tail = load(dev, CQ_SIZE + o), load(dev, CQ_TAIL + o)
     cqe = load(dev, CQ_BASE + o) + tail * 16
+    if not _entry(dev, cqe, 16):
+        return False
     store(cqe, 0, 0)
     store(cqe, 1, (sq_head | (q << 16)) | ((cid | (load(dev, CQ_PHASE + o) << 16)
                                             | (status << 17)) << 32))
@@ -162,6 +191,8 @@ def _admin(dev):
     size, head, tail = load(dev, SQ_SIZE), load(dev, SQ_HEAD), load(dev, SQ0TDBL)
     while head != tail:
         sqe = load(dev, SQ_BASE) + head * 64
+        if not _entry(dev, sqe, 64):
+            return
         op, cid = _dw(sqe, 0) & 0xFF, _dw(sqe, 0) >> 16
         prp1 = load(sqe, 3)
         qid, entries = _dw(sqe, 10) & 0xFFFF, (_dw(sqe, 10) >> 16) + 1
@@ -176,6 +207,8 @@ def _admin(dev):
             store(dev, SQ_BASE + o, prp1)
             store(dev, SQ_SIZE + o, entries)
             store(dev, SQ_HEAD + o, 0)
+        elif op == ADMIN_IDENTIFY and not dma_allowed(load(dev, IOMMU_CTX), prp1, BSIZE):
+            status = SC_DATA_TRANSFER_ERROR
         elif op == ADMIN_IDENTIFY:
             page = carray(pointer(prp1, np.int64), BSIZE // 8)
             page[:] = 0
@@ -199,6 +232,8 @@ def _fetch_io(dev, now):
     svc_end = max(load(dev, SVC_END), now)   # an idle drive banks no service time
     while head != tail and load(dev, IN_COUNT) < cap:
         sqe = load(dev, SQ_BASE + o) + head * 64
+        if not _entry(dev, sqe, 64):
+            break
         op = _dw(sqe, 0) & 0xFF
         write = op == OP_WRITE
         svc_end += load(dev, WR_SVC) if write else load(dev, RD_SVC)
@@ -222,6 +257,8 @@ def _execute(dev, sqe):
         return SC_INVALID_OPCODE
     if lba % LBAS_PER_BLOCK != 0 or nlb != LBAS_PER_BLOCK or block >= load(dev, NBLOCKS):
         return SC_LBA_RANGE
+    if not dma_allowed(load(dev, IOMMU_CTX), load(sqe, 3), BSIZE):
+        return SC_DATA_TRANSFER_ERROR
     disk = carray(pointer(load(dev, DISK_ADDR), np.uint8), (load(dev, NBLOCKS), BSIZE))
     data = carray(pointer(load(sqe, 3), np.uint8), BSIZE)
     if op == OP_READ:
@@ -243,7 +280,8 @@ def _complete_io(dev, now):
         if inflight[i, 0] > now or _cq_full(dev, 1):
             break   # not done yet, or no room to report it: the data is not moved either
         status = _execute(dev, inflight[i, 2])
-        _post(dev, 1, inflight[i, 1], status, load(dev, SQ_HEAD + QSTRIDE))
+        if not _post(dev, 1, inflight[i, 1], status, load(dev, SQ_HEAD + QSTRIDE)):
+            break   # the drive stopped (CSTS.CFS)
         if status != SC_SUCCESS:
             store(dev, ERRORS, load(dev, ERRORS) + 1)
         store(dev, IN_HEAD, ring_next(i, cap))

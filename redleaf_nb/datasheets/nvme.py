@@ -9,11 +9,12 @@ import numpy as np
 # controller registers and the doorbells of the admin queue (0) and one I/O queue pair (1)
 (CAP, VS, CC, CSTS, AQA, ASQ, ACQ, SQ0TDBL, CQ0HDBL, SQ1TDBL, CQ1HDBL) = range(11)
 NREGS = 11                  # what a driver may see of the register file
-CC_EN, CSTS_RDY = 1, 1
+CC_EN, CSTS_RDY, CSTS_CFS = 1, 1, 1 << 1    # CSTS.CFS: controller fatal status
 
 OP_WRITE, OP_READ = 0x01, 0x02                               # I/O commands
 ADMIN_CREATE_SQ, ADMIN_CREATE_CQ, ADMIN_IDENTIFY = 0x01, 0x05, 0x06
 SC_SUCCESS, SC_INVALID_OPCODE, SC_LBA_RANGE = 0x0, 0x1, 0x80  # completion status codes
+SC_DATA_TRANSFER_ERROR = 0x4
 
 # a submission entry: CDW0 = opcode | command id << 16, NSID; PRP1; CDW10-11 = the
 # starting LBA, CDW12 = number of LBAs - 1

@@ -31,7 +31,7 @@ BLOCK, DATA_LEN = 0, 1   # BlkReq's first two words
 STATE = state_type(sq_tail=np.int64, cq_head=np.int64, phase=np.int64, inflight=np.int64,
                    batch=np.int64, submitted=np.int64, completed=np.int64, errors=np.int64)
 # the regions granted to the jitted code: the registers, the I/O queues, the request slots
-REGS, SQ, CQ, REQS = 1, 2, 3, 4
+REGS, SQ, CQ, REQS, ADMIN = 1, 2, 3, 4, 5
 
 
 # Each helper takes its views itself rather than as arguments: an array handed to a
@@ -119,8 +119,13 @@ class Nvme(NvmeBDev):
             raise ValueError(f"nvme: queue_entries must be 2..{mqes + 1} (CAP.MQES), "
                              f"not {queue_entries}")
         self.ssd.write_reg(CC, 0)                       # reset
-        self.asq = np.zeros(ADMIN_ENTRIES * SQE_WORDS, np.uint64)
-        self.acq = np.zeros(ADMIN_ENTRIES * CQE_WORDS, np.uint64)
+        # the admin queues and the Identify page: one region of DMA memory, granted before
+        # the drive may touch it (its IOMMU lets it reach only what the driver holds)
+        sq_words, cq_words = ADMIN_ENTRIES * SQE_WORDS, ADMIN_ENTRIES * CQE_WORDS
+        admin = np.zeros(sq_words + cq_words + BSIZE // 8, np.uint64)
+        self.domain.grant(ADMIN, admin)
+        self.asq, self.acq = admin[:sq_words], admin[sq_words:sq_words + cq_words]
+        self.identify = admin[sq_words + cq_words:].view(np.int64)
         self.admin_tail = self.admin_head = 0
         self.admin_phase = 1
         self.ssd.write_reg(AQA, (ADMIN_ENTRIES - 1) | ((ADMIN_ENTRIES - 1) << 16))
@@ -129,7 +134,6 @@ class Nvme(NvmeBDev):
         self.ssd.write_reg(CC, CC_EN)
         if not self.ssd.read_reg(CSTS) & CSTS_RDY:
             raise RuntimeError("nvme: the controller did not become ready")
-        self.identify = np.zeros(BSIZE // 8, np.int64)
         self._admin(ADMIN_IDENTIFY, self.identify.ctypes.data, 0, 0)
         self.nblocks = int(self.identify[0]) // LBAS_PER_BLOCK
         self.sq = np.zeros(queue_entries, SQE)

@@ -21,6 +21,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from . import dma
 from . import heap as hp
 from . import proxy as px
 from .idl import Interface, JitUnsupported, jit_proxy
@@ -83,7 +84,9 @@ class Domain:
     def grant(self, index: int, array: np.ndarray) -> None:
         """Let this domain's jitted code see ``array`` as its region ``index``
         (``views.own_array``/``own_matrix``). The view is exactly the array, which
-        the kernel keeps alive with the domain: nothing outside it is reachable."""
+        the kernel keeps alive with the domain: nothing outside it is reachable. The
+        devices the domain claims may DMA into its granted regions too (their IOMMU
+        reads the same table: lowlevel/iommu.py)."""
         if not (isinstance(index, int) and 1 <= index < MAX_RES):
             raise ValueError(f"{self.name}: grant index must be an int in [1, {MAX_RES - 1}] "
                              f"(0 is the domain's state), got {index!r}")
@@ -175,6 +178,7 @@ class Kernel:
         self._free_slots: list[int] = []        # slots of dead, reclaimed domains
         self._names: dict[str, px.Proxy] = {}
         self._devices: dict[str, list] = {}  # name -> [device, owner domain id or None]
+        self._iommu: dict[str, np.ndarray] = {}  # name -> its IOMMU context (kernel/dma.py)
         self.init = self._new_domain("init")
 
     # -- creation --
@@ -342,6 +346,7 @@ class Kernel:
             if quiesce is not None:
                 quiesce()
             self._devices[dev][1] = None
+            dma.set_owner(self._iommu[dev], self.heap.h, 0)
         dom.devices.clear()
         return n
 
@@ -362,7 +367,15 @@ class Kernel:
         if name in self._devices:
             raise ValueError(f"device '{name}' already exists")
         self._devices[name] = [device, None]
+        self._iommu[name] = ctx = dma.new_context(self.heap.h)   # kept alive with the kernel
+        attach = getattr(device, "attach_iommu", None)
+        if attach is not None:
+            attach(int(ctx.ctypes.data))
         return Device(self, name)
+
+    def dma_faults(self, name: str) -> dict:
+        """What the IOMMU refused device ``name`` (lowlevel/iommu.py)."""
+        return dma.faults(self._iommu[name])
 
     def claim_device(self, dom: Domain, name: str):
         """``dom`` takes the device (through its capability: :meth:`Domain.claim`)."""
@@ -373,6 +386,7 @@ class Kernel:
             raise PermissionError(f"device '{name}' is claimed by domain "
                                   f"'{self._domains[owner & hp.SLOT_MASK].name}'")
         self._devices[name][1] = dom.id
+        dma.set_owner(self._iommu[name], self.heap.h, dom.id)
         dom.devices.add(name)
         return dev
 

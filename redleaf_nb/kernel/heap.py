@@ -22,8 +22,8 @@ import pandas as pd
 from numba import carray, njit
 
 from ..lowlevel.memory import itemsize, load, pointer, ring_next, store
-from .state import (D_ARENA, D_ARENA_BYTES, D_CLASSES, D_CTL, D_FREE, D_META,
-                    D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
+from .state import (D_ARENA, D_ARENA_BYTES, D_CHUNK_SLOTS, D_CLASSES, D_CTL, D_FREE,
+                    D_META, D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
 from .types import ExType, HeapType, Scalar
 
 # meta columns
@@ -74,6 +74,11 @@ def free_of(h):
 @njit(cache=True, inline="always")
 def classes_of(h):
     return carray(pointer(load(h, D_CLASSES), np.int64), NCLASSES)
+
+
+@njit(cache=True, inline="always")
+def chunk_slots_of(h):
+    return carray(pointer(load(h, D_CHUNK_SLOTS), np.int32), load(h, D_ARENA_BYTES) // MIN_CHUNK)
 
 
 # --- jitted kernels ----------------------------------------------------------
@@ -183,6 +188,7 @@ def alloc(h, owner, type_id, size, child_off, nchild, child_type):
     m[slot, CHILD_OFF] = child_off
     m[slot, NCHILD] = nchild
     m[slot, CHILD_TYPE] = child_type
+    chunk_slots_of(h)[off // MIN_CHUNK] = slot + 1   # where the object starts (the IOMMU's map)
     ctl_of(h)[LIVE_OBJECTS] += 1
     ctl_of(h)[LIVE_BYTES] += size
     return make_handle(slot, m[slot, GEN])

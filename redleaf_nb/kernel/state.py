@@ -28,11 +28,11 @@ RES_WORDS = 4   # a grant: data address, rows, columns (0: one-dimensional), ite
 
 # descriptor words: data addresses, then sizes
 D_META, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
-    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS, D_GRANTS = range(12)
+    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS, D_GRANTS, D_CHUNK_SLOTS = range(13)
 # the `calls` words themselves (depth, current domain) live in the descriptor, right after
 # its addresses and sizes: the running domain is one load from ``k`` (every heap check
 # and the domain API ask for it)
-D_CALL_WORDS = 12
+D_CALL_WORDS = 13
 
 
 class StateArrays(NamedTuple):
@@ -49,6 +49,8 @@ class StateArrays(NamedTuple):
     calls: np.ndarray        # int64[2]: jitted call depth, current domain (in the descriptor)
     grants: np.ndarray       # (domains, MAX_RES, RES_WORDS) int64: the memory each domain was
                              # granted (kernel/views.py); domains never see this table
+    chunk_slots: np.ndarray  # int32 per MIN_CHUNK of the arena: 1 + the slot of the object
+                             # allocated there (0: none yet); the IOMMU's address -> object map
     descriptor: np.ndarray   # int64 words: the addresses and sizes above (see D_*), then calls
 
 
@@ -64,13 +66,15 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     domains = np.zeros(max_domains, np.int64)
     conts = np.zeros((MAX_CONT, 2), np.int64)
     grants = np.zeros((max_domains, MAX_RES, RES_WORDS), np.int64)
+    chunk_slots = np.zeros(capacity // MIN_CHUNK, np.int32)
     free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)
     class_heads = np.full(NCLASSES, -1, np.int64)
     descriptor = np.zeros(D_CALL_WORDS + 2, np.int64)
     calls = descriptor[D_CALL_WORDS:]        # a view: jitted code and Python share the words
     descriptor[:D_CALL_WORDS] = ([a.ctypes.data for a in (meta, domains, conts, calls, arena, ctl,
                                                           free_slots, class_heads)]
-                                 + [max_objects, capacity, max_domains, grants.ctypes.data])
+                                 + [max_objects, capacity, max_domains, grants.ctypes.data,
+                                    chunk_slots.ctypes.data])
     arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, domains,
-                         conts, calls, grants, descriptor)
+                         conts, calls, grants, chunk_slots, descriptor)
     return arrays, int(descriptor.ctypes.data)
