@@ -293,7 +293,8 @@ def _verdict_table(verdicts) -> str:
             f"<td><b>{html.escape(v.verdict)}</b></td><td>{html.escape(v.title)}<br><small>"
             f"threshold: {html.escape(v.threshold)}<br>paper: {html.escape(v.paper)}<br>"
             f"{html.escape(v.reason)}</small></td><td><a href='#{anchor}'>"
-            f"{html.escape(v.figure)}</a><br><small>{html.escape(v.notebook)}</small></td>"
+            f"{html.escape(v.figure)}</a><br><small><a href='../../{html.escape(v.notebook)}'>"
+            f"{html.escape(v.notebook)}</a></small></td>"
             f"<td><details><summary>{len(v.inputs)} checks</summary><small>{inputs}"
             "</small></details></td></tr>")
     return ("<h2>The paper's claims, judged here</h2><p>Each claim is judged from this run's "
@@ -302,7 +303,27 @@ def _verdict_table(verdicts) -> str:
             "<b>inconclusive</b>. Thresholds were fixed from the paper's numbers beforehand "
             "(redleaf_nb/claims.py); the verdicts, with every input, are in claims.json.</p>"
             "<table><tr><th>#</th><th>verdict</th><th>claim</th><th>figure, notebook</th>"
-            "<th>inputs</th></tr>" + "".join(rows) + "</table>")
+            "<th>inputs</th></tr>" + "".join(rows) + "</table>" + _stability_summary())
+
+
+def _stability_summary() -> str:
+    """The last ``redleaf-nb stability`` runs, if any: how often each verdict came back."""
+    out = []
+    for label in ("plain", "with-hog"):
+        path = repo_root() / "data" / "results" / "stability" / f"{label}.json"
+        if not path.exists():
+            continue
+        doc = json.loads(path.read_text())
+        cells = "".join(
+            f"<tr><td>{r['claim']}</td>" + "".join(f"<td>{r[v]}</td>" for v in
+                                                   ("holds", "does not hold", "inconclusive",
+                                                    "not run")) + "</tr>"
+            for r in doc["summary"])
+        out.append(f"<p>Stability ({html.escape(label)}: {doc['runs']} runs of "
+                   f"{html.escape(', '.join(doc['experiments']))}; {html.escape(doc['note'])}):"
+                   "</p><table><tr><th>claim</th><th>holds</th><th>does not hold</th>"
+                   f"<th>inconclusive</th><th>not run</th></tr>{cells}</table>")
+    return "".join(out)
 
 
 def report(out: Path | None = None) -> Path:
