@@ -36,12 +36,14 @@ def _bad_frame():
     raise ValueError("ixgbe: frame longer than a packet buffer (bad IPv4 total length)")
 
 
-# Each helper takes its views itself rather than as arguments: an array handed to a
-# function costs reference-count calls on the way in and out, a view made here none.
+# Each direction is one function that takes its views once per call: an array handed to
+# a function costs reference-count calls on the way in and out, a view made here none,
+# and each view is a lookup in the kernel's grant table.
 
 @njit(cache=True, boundscheck=True)
-def _reap_tx(k, st, collect):
-    """Hand back buffers whose descriptors the device marked done (DD)."""
+def _send(k, st, packets, collect):
+    """TX: hand back buffers whose descriptors the device marked done (DD), then queue
+    buffers from ``packets`` on free descriptors; the count queued."""
     ring, bufs = own_array(k, TX_RING, DESCRIPTOR), own_array(k, TX_BUFS, np.int64)
     n, i, end, done = ring.shape[0], st.tx_clean, st.tx_next, 0
     while i != end and done < st.batch and (ring[i].info >> 32) & TXD_DD:
@@ -51,13 +53,7 @@ def _reap_tx(k, st, collect):
         i = ring_next(i, n)
         done += 1
     st.tx_clean = i
-
-
-@njit(cache=True, boundscheck=True)
-def _transmit(k, st, packets):
-    """Queue buffers from ``packets`` on free TX descriptors; the count queued."""
-    ring, bufs = own_array(k, TX_RING, DESCRIPTOR), own_array(k, TX_BUFS, np.int64)
-    n, i, queued = ring.shape[0], st.tx_next, 0
+    i, queued = st.tx_next, 0
     while queued < st.batch and ring_next(i, n) != st.tx_clean:
         buf = deque_pop_front(k, packets)
         if buf <= 0:
@@ -76,8 +72,9 @@ def _transmit(k, st, packets):
 
 
 @njit(cache=True, boundscheck=True)
-def _receive(k, st, collect):
-    """Hand over received packets (DD set), up to the batch; the count."""
+def _receive(k, st, packets, collect):
+    """RX: hand over received packets (DD set), up to the batch, then give the device
+    every buffer in ``packets`` the ring has room for; the count received."""
     ring, bufs = own_array(k, RX_RING, DESCRIPTOR), own_array(k, RX_BUFS, np.int64)
     n, i, got = ring.shape[0], st.rx_next, 0
     while got < st.batch and bufs[i] != 0 and ring[i].info & RXD_DD:
@@ -87,14 +84,7 @@ def _receive(k, st, collect):
         i = ring_next(i, n)
         got += 1
     st.rx_next = i
-    return got
-
-
-@njit(cache=True, boundscheck=True)
-def _refill(k, st, packets):
-    """Give the device every buffer in ``packets`` the RX ring has room for."""
-    ring, bufs = own_array(k, RX_RING, DESCRIPTOR), own_array(k, RX_BUFS, np.int64)
-    n, t = ring.shape[0], st.rx_tail
+    t = st.rx_tail
     while ring_next(t, n) != st.rx_next:   # one slot stays empty: RDT == RDH means none
         buf = deque_pop_front(k, packets)
         if buf <= 0:
@@ -104,6 +94,7 @@ def _refill(k, st, packets):
         bufs[t] = buf
         t = ring_next(t, n)
     st.rx_tail = t
+    return got
 
 
 @njit(cache=True, boundscheck=True)
@@ -112,13 +103,11 @@ def jit_submit_and_poll(k, state, packets, collect, tx):
     ``collect``; RX returns received packets in ``collect`` and refills from ``packets``."""
     st = own_state(k, state, STATE)
     if tx:
-        _reap_tx(k, st, collect)
-        n = _transmit(k, st, packets)
+        n = _send(k, st, packets, collect)
         own_array(k, REGS, np.int64)[TDT] = st.tx_next      # one doorbell per batch
         st.tx_count += n
     else:
-        n = _receive(k, st, collect)
-        _refill(k, st, packets)
+        n = _receive(k, st, packets, collect)
         own_array(k, REGS, np.int64)[RDT] = st.rx_tail
         st.rx_count += n
     return n, packets, collect
