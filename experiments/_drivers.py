@@ -143,6 +143,12 @@ class Run:
     device: dict         # the device's counters
     stolen: float = 0.0  # seconds of the run in gaps longer than MAX_GAP_SECONDS
 
+    @classmethod
+    def of(cls, done: int, calls: int, stolen_cycles: int, stats: dict, hz: float) -> "Run":
+        """A run from the loop's counts and the device's counters (its ``stats()``)."""
+        return cls(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
+                   stolen_cycles / hz)
+
     @property
     def rate(self) -> float:
         """What the run achieved: done per second of device time, gaps included (the
@@ -150,10 +156,14 @@ class Run:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def busy(self) -> float:
+        """Seconds of the run in which our code had the core (the gaps left out)."""
+        return self.seconds - self.stolen
+
+    @property
     def host_rate(self) -> float:
-        """What our code sustains: done per second it had the core (gaps left out)."""
-        busy = self.seconds - self.stolen
-        return self.done / busy if busy > 0 else 0.0
+        """What our code sustains: done per second it had the core."""
+        return self.done / self.busy if self.busy > 0 else 0.0
 
 
 def _alloc_pool(k, pool_t, owner, count, init):
@@ -208,8 +218,7 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
                                                          "device_cycles": 0}
     if tx and profile is not None:
         done = stats["tx_packets"]   # what reached the wire
-    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
-               stolen / hz)
+    return Run.of(done, calls, stolen, stats, hz)
 
 
 def _timed_loop(k, e, step, dev, now_addr, start, a, b, pool, flag, batch, seconds,
@@ -265,8 +274,7 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
                               ssd.start_clock, submit, collect, pool, write, batch, seconds,
                               nblocks, queue_depth)
     stats = ssd.stats()
-    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
-               stolen / hz)
+    return Run.of(done, calls, stolen, stats, hz)
 
 
 # --- the C analogs: DPDK (Figure 6) and SPDK (Figure 8) ---------------------------
@@ -360,8 +368,7 @@ def run_dpdk(tx: bool, batch: int, seconds: float, profile: str = "x520",
     stats = nic.stats()
     if tx:
         done = stats["tx_packets"]   # what reached the wire
-    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
-               stolen / hz)
+    return Run.of(done, calls, stolen, stats, hz)
 
 
 def run_spdk(write: bool, batch: int, seconds: float, profile: str = "p3700",
@@ -378,8 +385,7 @@ def run_spdk(write: bool, batch: int, seconds: float, profile: str = "p3700",
                                   driver.sq, driver.cq, queue_entries, cid_req, data, length,
                                   free, queue_depth, driver.nblocks, write, batch)
     stats = ssd.stats()
-    return Run(done, calls, stats["elapsed_cycles"] / hz, stats["device_cycles"], stats,
-               stolen / hz)
+    return Run.of(done, calls, stolen, stats, hz)
 
 
 # --- sweeps and figures shared by the three experiments -----------------------
@@ -414,9 +420,10 @@ def sweep(name: str, directions: tuple, batches: tuple, run_case, *, rounds: int
     taken away left out; ``stolen_fraction`` says how much of the best run that
     was; and what preemption still takes only lowers a rate) with a bootstrap 90%
     interval; the achieved rate is the median with its interquartile range
-    (the device sets the pace; no device: the host rate). ``capacity(direction)``
-    is the device's rate; ``extra(typical, best)`` adds columns from the median
-    achieved run and the best host run."""
+    (the device sets the pace). Without a device the rate *is* the host rate, and
+    a row has ``cycles_per_<unit>`` in place of the host and device columns.
+    ``capacity(direction)`` is the device's rate; ``extra(typical, best)`` adds
+    columns from the median achieved run and the best host run."""
     import pandas as pd
     batches = tuple(dict.fromkeys(batches))
     keys = [(c, d, b, kind) for d in directions for b in batches for c in configurations
@@ -424,29 +431,30 @@ def sweep(name: str, directions: tuple, batches: tuple, run_case, *, rounds: int
     cases = {key: functools.partial(run_case, *key, seconds) for key in keys}
     runs = interleave(cases, rounds, warm=lambda key: run_case(*key, WARM_SECONDS),
                       reverse=reverse, desc=name)
-    hz, rows = tsc_hz(), []
+    hz, rows, device = tsc_hz(), [], "achieved" in kinds
     for d in directions:
         for b in batches:
             for c in configurations:
                 host_runs = runs[(c, d, b, "host")]
                 got_runs = runs.get((c, d, b, "achieved"), host_runs)
                 host = summarize([r.host_rate for r in host_runs], "max")
-                got = (summarize([r.rate for r in got_runs], "median")
-                       if "achieved" in kinds else host)
+                got = summarize([r.rate for r in got_runs], "median") if device else host
                 best = max(host_runs, key=lambda r: r.host_rate)
                 typical = sorted(got_runs, key=lambda r: r.rate)[len(got_runs) // 2]
                 cap = capacity(d)
-                rows.append({"config": c, "direction": d, "batch": b,
-                             **got.columns("rate"), **host.columns("host_rate"),
-                             "capacity": cap, "bound": classify(got, host, cap),
-                             f"host_cycles_per_{unit}":
-                                 (best.seconds - best.stolen) * hz / max(best.done, 1),
-                             f"device_cycles_per_{unit}":
-                                 typical.device_cycles / max(typical.done, 1),
-                             "calls": typical.calls, "seconds": typical.seconds,
-                             "stolen_fraction": best.stolen / best.seconds,
-                             "rounds": rounds, "rate_estimator": got.rule,
-                             "host_rate_estimator": host.rule, **extra(typical, best)})
+                host_cycles = best.busy * hz / max(best.done, 1)
+                row = {"config": c, "direction": d, "batch": b, **got.columns("rate"),
+                       "capacity": cap, "bound": classify(got, host, cap)}
+                if device:
+                    row.update(host.columns("host_rate"), **{
+                        f"host_cycles_per_{unit}": host_cycles,
+                        f"device_cycles_per_{unit}": typical.device_cycles / max(typical.done, 1),
+                        "host_rate_estimator": host.rule})
+                else:
+                    row[f"cycles_per_{unit}"] = host_cycles
+                rows.append({**row, "calls": typical.calls, "seconds": typical.seconds,
+                             "stolen_fraction": best.stolen / best.seconds, "rounds": rounds,
+                             "rate_estimator": got.rule, **extra(typical, best)})
     return pd.DataFrame(rows)
 
 
@@ -537,8 +545,9 @@ def plot_rates(ours, paper, *, unit: str, scale: float, title: str, capacity_lab
     fig.suptitle(title, fontsize=11)
     fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend),
                fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.025))
-    fig.text(0.5, 0.005, "error bars: achieved rate, median of rounds with its interquartile "
-             "range; host rate, maximum of rounds with its bootstrap 90% interval",
-             ha="center", fontsize=7)
+    rules = [f"{what}: {ours[col].dropna().iloc[0]}" for what, col in
+             (("ours", "rate_estimator"), ("host rate", "host_rate_estimator"))
+             if col in ours and ours[col].notna().any()]
+    fig.text(0.5, 0.005, "error bars, " + "; ".join(rules), ha="center", fontsize=7)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

@@ -42,7 +42,7 @@ from redleaf_nb.apps.dom_c import DomC, jit_null
 from redleaf_nb.experiments import Experiment, Param
 from redleaf_nb.interfaces.bench import Bench
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
-from redleaf_nb.measure import Estimate, interleave, summarize
+from redleaf_nb.measure import interleave, summarize
 from redleaf_nb.kernel.idl import jit_proxy
 from redleaf_nb.kernel.proxy import CURRENT
 from redleaf_nb.native import build_executable
@@ -200,11 +200,10 @@ def run(params: dict) -> pd.DataFrame:
     with its bootstrap 90% interval."""
     hz, rounds = tsc_hz(), params["repeats"]
     jitted = JittedCases(params["jit_calls"])
-    tiers = {**dict.fromkeys(jitted.cases(), "jitted"),
-             **dict.fromkeys(python_cases(1), "python"),
-             **dict.fromkeys(process_cases(1), "processes")}
-    cases = {**jitted.cases(), **python_cases(params["py_calls"]),
-             **process_cases(params["ipc_round_trips"])}
+    by_tier = {"jitted": jitted.cases(), "python": python_cases(params["py_calls"]),
+               "processes": process_cases(params["ipc_round_trips"])}
+    tiers = {row: tier for tier, rows in by_tier.items() for row in rows}
+    cases = {row: case for rows in by_tier.values() for row, case in rows.items()}
     if params["reverse"]:
         cases = dict(reversed(cases.items()))
     samples = interleave(cases, rounds, desc="comm_cost")
@@ -212,9 +211,8 @@ def run(params: dict) -> pd.DataFrame:
     rows = []
     for row in tiers:   # the table's own order, whatever order they ran in
         est = summarize(samples[row], "min")
-        to_cycles = hz / 1e9 if tiers[row] == "python" else 1.0
-        cyc = Estimate(est.value * to_cycles, est.lo * to_cycles, est.hi * to_cycles, est.rule)
-        ns = Estimate(*(c / hz * 1e9 for c in (cyc.value, cyc.lo, cyc.hi)), est.rule)
+        cyc = est.scaled(hz / 1e9) if tiers[row] == "python" else est
+        ns = cyc.scaled(1e9 / hz)
         calls = {"jitted": params["jit_calls"], "python": params["py_calls"],
                  "processes": params["ipc_round_trips"] * (SPIN_FACTOR if "spin" in row
                                                            else 1)}[tiers[row]]

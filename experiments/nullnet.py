@@ -28,12 +28,8 @@ def run(params: dict) -> pd.DataFrame:
                capacity=lambda d: float("inf"), unit="pkt", kinds=("host",),
                reverse=params["reverse"],
                extra=lambda got, best: {
-                   "cycles_per_call": (best.seconds - best.stolen) * hz / max(best.calls, 1),
+                   "cycles_per_call": best.busy * hz / max(best.calls, 1),
                    "packets": best.done})
-    # with no device the achieved rate is the host rate: keep one copy
-    df = df.drop(columns=["host_rate", "host_rate_lo", "host_rate_hi", "host_rate_estimator",
-                          "device_cycles_per_pkt"]
-                 ).rename(columns={"host_cycles_per_pkt": "cycles_per_pkt"})
     df["crossings"] = df.config.map(CROSSINGS)
     base = df[df.config == "redleaf-driver"].set_index("batch").cycles_per_call
     df["crossing_cycles_per_call"] = df.cycles_per_call - df.batch.map(base)

@@ -44,6 +44,10 @@ class Estimate:
     hi: float
     rule: str
 
+    def scaled(self, factor: float) -> "Estimate":
+        """The same estimate in another unit (``factor`` > 0: e.g. ns to cycles)."""
+        return Estimate(self.value * factor, self.lo * factor, self.hi * factor, self.rule)
+
     def columns(self, name: str) -> dict:
         """``{name: value, name_lo: lo, name_hi: hi}``: how a CSV row carries it."""
         return {name: self.value, f"{name}_lo": self.lo, f"{name}_hi": self.hi}
@@ -88,7 +92,10 @@ def interleave(cases: dict[Hashable, Callable[[], object]], rounds: int, *,
         raise ValueError(f"interleave: rounds must be at least 1, got {rounds}")
     order = list(cases)[::-1] if reverse else list(cases)
     for case in order:
-        warm(case) if warm is not None else cases[case]()
+        if warm is not None:
+            warm(case)
+        else:
+            cases[case]()
     out: dict[Hashable, list] = {case: [] for case in cases}
     with tqdm(total=rounds * len(order), desc=desc, unit="run", leave=False) as bar:
         for _ in range(rounds):
