@@ -60,7 +60,7 @@ def build(kernel: Kernel, config: str, driver_cls: type, role: str, **create_arg
         front = kernel.create_shadow(f"{role}-shadow", f"{role}-driver")
         front_cls = shadow_class(iface, driver_cls)
     if config.startswith("rv6"):
-        drivers = {"net": None, "bdev": None, role: front}    # rv6 is handed its driver
+        drivers = {"net": None, "bdev": None, "disk": None, role: front}   # rv6 gets its driver
         rv6 = kernel.create("rv6", rv6_class(**{f"{role}_cls": front_cls}), **drivers)
         f = jit_proxy(Rv6, syscall, rv6.domain.impl_cls.jit_methods[syscall])
         return Entry(config, f.fn, f.type, rv6.domain.id,

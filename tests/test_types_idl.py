@@ -322,7 +322,7 @@ def test_show_proxy_prints_the_jitted_shadow_generated_for_a_driver(capsys):
     src = capsys.readouterr().out
     for name in MemBDev.jit_methods:
         assert f"def shadow_{name}(k, state" in src and f"def recover_{name}(k, state" in src
-    assert "restart_driver(k)" in src
+    assert "restart_driver(k, status)" in src and "refill(k, " in src
 
 
 # --- one room for generated code ------------------------------------------------------
@@ -346,7 +346,7 @@ def _code_strings(path):
 
 
 @pytest.mark.parametrize("module", ["redleaf_nb/kernel/idl.py", "redleaf_nb/kernel/shadow.py",
-                                    "redleaf_nb/apps/rv6.py"])
+                                    "redleaf_nb/apps/rv6/__init__.py"])
 def test_code_is_generated_only_in_codegen(module):
     root = Path(__file__).resolve().parents[1]
     assert not _code_strings(root / module), "source text built outside kernel/codegen.py"

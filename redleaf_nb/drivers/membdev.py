@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
-from redleaf_nb.kernel.views import own_matrix, own_state, rref_array, state_type
+from redleaf_nb.kernel.views import fault_point, own_matrix, own_state, rref_array, state_type
 
 
 class MemDisk:
@@ -23,6 +23,8 @@ class MemDisk:
 
 STATE = state_type(nblocks=np.int64)   # the blocks this driver serves (<= the disk's)
 DISK = 1                                 # the grant that holds the disk's blocks
+FAULT_POINTS = ("read", "write")         # where an injected fault may strike (kernel/faults.py)
+P_READ, P_WRITE = range(2)
 
 
 @njit(cache=True, boundscheck=True)
@@ -30,6 +32,7 @@ def jit_read(k, state, block, data):
     """Jitted ``BDev.read``: copy block ``block`` into ``data`` and return it."""
     if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
+    fault_point(k, P_READ)          # the request is inside the driver: its buffer moved in
     rref_array(k, data, np.uint8, True)[:] = own_matrix(k, DISK, np.uint8)[block]
     return data
 
@@ -39,6 +42,7 @@ def jit_write(k, state, block, data):
     """Jitted ``BDev.write`` of a borrowed block."""
     if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
+    fault_point(k, P_WRITE)
     own_matrix(k, DISK, np.uint8)[block] = rref_array(k, data, np.uint8, False)
 
 
@@ -51,6 +55,7 @@ class MemBDev(BDev):
     """A block device over the kernel's ``memdisk`` device."""
 
     jit_methods = {"read": jit_read, "write": jit_write, "nblocks": jit_nblocks}
+    fault_points = FAULT_POINTS
 
     def create_bdev(self, device, nblocks):
         self.disk = self.domain.claim(device)

@@ -12,6 +12,9 @@ Block = u8[BSIZE]
 class BDev(Interface):
     """A block device: 4 KiB blocks read into and written from exchange-heap RRefs."""
 
+    #: by-value RRefs the driver only fills: a shadow may replace one lost in a crash
+    __refilled__ = {"read": ("data",)}
+
     def read(self, block: u32, data: RRef[Block]) -> RRef[Block]:
         """Fill ``data`` (moved in) with block ``block`` and hand it back."""
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import dma
+from . import faults as ft
 from . import heap as hp
 from . import proxy as px
 from .idl import Interface, JitUnsupported, jit_proxy
@@ -30,10 +31,12 @@ from .rref import DomainHeap, Handle, wrap
 from .types import BorrowType, Device, RRefType, Scalar, exchangeable
 from .state import MAX_RES
 from .views import STATE
+from ..lowlevel.clock import tsc_hz
 
 
 class InjectedFault(RuntimeError):
-    """The panic raised inside a domain by :meth:`Kernel.inject_crash`."""
+    """The panic an injected fault raises inside a domain's Python tier
+    (:meth:`Kernel.inject`, :meth:`Kernel.inject_crash`)."""
 
 
 class DomainCreateError(RuntimeError):
@@ -65,7 +68,11 @@ class Domain:
         self._granted: dict[int, np.ndarray] = {}   # kept alive while jitted code may see them
         self.crash_reason: str | None = None
         self.devices: set[str] = set()
-        self._faults: dict[str, int] = {}
+        self._armed = False   # a fault may be armed (the table says whether it still is)
+        names = tuple(getattr(impl_cls, "fault_points", ())) if impl_cls else ()
+        methods = tuple(m for m in (self.iface.__methods__ if self.iface else ()) if m not in names)
+        #: where a fault may strike: the class's named points, then its methods
+        self.fault_points = names + methods
 
     def set_jit_state(self, state: np.ndarray) -> None:
         """Keep the domain's jitted state (the grant table holds its address, so it
@@ -149,18 +156,30 @@ class Domain:
             calls[px.CURRENT] = prev
 
     def fault_point(self, method: str) -> None:
-        """Called by proxies inside the callee: fires an injected crash."""
-        left = self._faults.get(method)
-        if left is None:
+        """Called by proxies inside the callee, at a method's entry: where an armed
+        fault strikes in the Python tier (kernel/faults.py)."""
+        if not self._armed:
             return
-        if left > 0:
-            self._faults[method] = left - 1
-            return
-        del self._faults[method]
-        raise InjectedFault(f"injected crash in {self.name}.{method}")
+        k, h = self.kernel.heap.k, self.kernel.heap.h
+        kind = ft.fault_due(k, self.id, self.fault_points.index(method))
+        self._armed = bool(h.faults[self.slot, ft.F_ARMED])
+        if kind == ft.PANIC:
+            raise InjectedFault(f"injected panic in {self.name}.{method}")
+        if kind:
+            ft.perform(k, self.id, kind)
 
     def __repr__(self):
         return f"<Domain {self.id} '{self.name}' {self.state}>"
+
+
+_HZ: list[float] = []
+
+
+def _tsc_hz() -> float:
+    """The cycle counter's frequency, measured once (a hang's budget is in cycles)."""
+    if not _HZ:
+        _HZ.append(tsc_hz(0.05))
+    return _HZ[0]
 
 
 class Kernel:
@@ -199,6 +218,7 @@ class Kernel:
         gen = (int(words[slot]) >> 32) % ((1 << 31) - 1) + 1   # 1, 2, ..., 2**31 - 1, 1, ...
         d = Domain(self, (gen << 32) | slot, name, impl_cls, factory, args)
         self.heap.h.grants[slot] = 0    # nothing of the slot's last incarnation stays visible
+        self.heap.h.faults[slot] = 0    # nor armed in it
         self._domains[slot] = d
         words[slot] = d._alive_word
         self.heap.names[d.id] = name
@@ -283,7 +303,12 @@ class Kernel:
                              "moved into the dead domain and were reclaimed")
         iface = old.impl_cls.declared()
         method = iface.__creates__.get(old.factory) if old.factory else None
-        return self._start(name, old.impl_cls, method, old.create_args)
+        fault = self.heap.h.faults[old.slot].copy() if old._armed else None
+        proxy = self._start(name, old.impl_cls, method, old.create_args)
+        if fault is not None and fault[ft.F_ARMED]:   # a fault in the code strikes again
+            self.heap.h.faults[proxy.domain.slot] = fault
+            proxy.domain._armed = True
+        return proxy
 
     def create_shadow(self, name: str, target: str, policy=None):
         """Start a shadow domain that guards (and recovers) domain ``target``."""
@@ -350,6 +375,35 @@ class Kernel:
         dom.devices.clear()
         return n
 
+    def inject(self, name, fault: ft.Fault) -> None:
+        """Arm ``fault`` (:class:`~redleaf_nb.kernel.faults.Fault`) in a domain, replacing
+        what was armed there; it strikes in both tiers, at the fault point it names."""
+        dom = self._domain(name)
+        if not isinstance(fault, ft.Fault):
+            raise TypeError(f"inject '{dom.name}': expected a Fault, got {type(fault).__name__}")
+        point = ft.ANY_POINT
+        if fault.point is not None:
+            if fault.point not in dom.fault_points:
+                raise ValueError(f"inject '{dom.name}': {dom.iface.__name__} domain "
+                                 f"{dom.impl_cls.__name__} has no fault point or method "
+                                 f"'{fault.point}' (it has: {', '.join(dom.fault_points)})")
+            point = dom.fault_points.index(fault.point)
+        bits = 8 * dom.jit_state.dtype.itemsize if dom.jit_state is not None else 0
+        self.heap.h.faults[dom.slot] = fault.row(point, _tsc_hz(), bits)
+        dom._armed = True
+
+    def disarm(self, name) -> None:
+        """Disarm whatever fault is armed in a domain (its counts stay readable)."""
+        dom = self._domain(name)
+        self.heap.h.faults[dom.slot, ft.F_ARMED] = 0
+        dom._armed = False
+
+    def fault_counts(self, name) -> dict:
+        """The fault armed in a domain: whether it still is, hits of its point, injections."""
+        row = self.heap.h.faults[self._domain(name).slot]
+        return {"armed": bool(row[ft.F_ARMED]), "hits": int(row[ft.F_HITS]),
+                "injected": int(row[ft.F_FIRED])}
+
     def inject_crash(self, name, on_call: str, after: int = 0) -> None:
         """Make a domain panic inside its next call (after ``after`` calls) of a method."""
         dom = self._domain(name)
@@ -358,7 +412,7 @@ class Kernel:
                              f"(methods: {', '.join(dom.iface.__methods__)})")
         if not isinstance(after, int) or after < 0:
             raise ValueError(f"inject_crash: after must be an int >= 0, got {after!r}")
-        dom._faults[on_call] = after
+        self.inject(name, ft.Fault("panic", point=on_call, after=after))
 
     # -- devices --
     def add_device(self, name: str, device) -> Device:

@@ -13,8 +13,9 @@ the lost buffer the same way). Borrowed arguments still belong to the caller
 and are simply lent again, and a request that never entered the driver (it
 was already dead) still has all its arguments. Requests whose by-value
 arguments went down with the driver and cannot be copied (containers,
-optionals; in the jitted tier, every by-value RRef) are *reported* with
-``RpcError`` after the restart. A reported request leaves nothing behind:
+optionals; in the jitted tier, every by-value RRef but those the interface
+declares the driver only fills, ``__refilled__``, which the shadow replaces with
+fresh ones) are *reported* with ``RpcError`` after the restart. A reported request leaves nothing behind:
 what the shadow still holds of its arguments is freed.
 
 Restarts follow an Erlang/OTP-style intensity limit: at most
@@ -39,7 +40,7 @@ from numba import njit, objmode
 from . import heap as hp
 from .codegen import callee_module, load_generated, shadow_source
 from .idl import Method
-from .proxy import RpcError, jit_current
+from .proxy import RPC_PANIC, RpcError, jit_current
 from .types import HeapType, OptionalType, RRefType, TupleType
 from .views import state_type
 
@@ -66,6 +67,7 @@ class ShadowStats:
     failed_restarts: int = 0   # attempts whose @create panicked
     retried: int = 0
     reported: int = 0
+    in_flight: int = 0         # crashes that struck while a request was inside the driver
     restart_ns: list = field(default_factory=list)
 
 
@@ -170,6 +172,7 @@ class ShadowBase:
             r = getattr(driver, m.name)(*args)
             if not isinstance(r, RpcError) or driver.domain.alive:
                 return r   # done, or a failure behind the driver, which it survived
+            self.stats.in_flight += 1    # it died under this request
             if entered:   # the by-value args went down with the driver
                 args = self._reallocate(m, args, values)
             if not self._recover() or args is None:
@@ -190,7 +193,8 @@ class ShadowBase:
 # kernel created as a shadow (``Kernel.create_shadow``) and only for its own
 # driver. Requests with by-value RRef arguments that entered the driver cannot be
 # retried (the arguments went down with it): after the restart they are reported
-# as RPC_PANIC. A shadow's methods return (status, result) (``reports_status``),
+# as RPC_PANIC, unless each such argument is one the driver only fills (the
+# interface's ``__refilled__``): then ``refill`` hands the shadow a fresh one. A shadow's methods return (status, result) (``reports_status``),
 # so the proxy in front of it passes the status on without crashing the shadow,
 # which lives on for the next request.
 
@@ -198,10 +202,11 @@ SHADOW_STATE = state_type(driver=np.int64, restarts=np.int64)
 _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 
 
-def _restart_for(k: int, shadow_id: int) -> int:
+def _restart_for(k: int, shadow_id: int, status: int) -> int:
     """The kernel side of :func:`restart_driver`: finish the crash the shadow's call
-    saw and bring its driver back; 1 if the driver is alive, 0 if the policy gave up,
-    -1 if the caller is not a shadow (it has no such right)."""
+    saw (``status``: RPC_PANIC if the request was inside the driver) and bring its
+    driver back; 1 if the driver is alive, 0 if the policy gave up, -1 if the caller is
+    not a shadow (it has no such right)."""
     kernel = _KERNELS.get(k)     # a kernel with no shadow has no entry
     if kernel is None:
         return -1
@@ -209,7 +214,19 @@ def _restart_for(k: int, shadow_id: int) -> int:
     dom = kernel._domains.get(shadow_id & hp.SLOT_MASK)
     if dom is None or dom.id != shadow_id or not isinstance(dom.impl, ShadowBase):
         return -1
+    dom.impl.stats.in_flight += status == RPC_PANIC
     return int(dom.impl._recover())
+
+
+def _refill_for(k: int, shadow_id: int, method_index: int, param_index: int) -> int:
+    """The kernel side of :func:`refill`: a fresh, zeroed object of the parameter's
+    type, owned by the shadow; -1 if the caller is not a shadow."""
+    kernel = _KERNELS.get(k)
+    dom = kernel._domains.get(shadow_id & hp.SLOT_MASK) if kernel is not None else None
+    if dom is None or dom.id != shadow_id or not isinstance(dom.impl, ShadowBase):
+        return -1
+    m = list(dom.iface.__methods__.values())[method_index]
+    return kernel.heap.alloc(m.params[param_index].type, shadow_id)
 
 
 @njit(cache=True)
@@ -218,30 +235,47 @@ def _not_a_shadow():
 
 
 @njit(cache=True)
-def restart_driver(k):
-    """For a jitted shadow: its driver died; recover it (the restart policy decides).
-    Whether the driver is alive again. Runs as the calling domain, which must be a
-    shadow (the kernel's capability check; anyone else panics)."""
+def restart_driver(k, status):
+    """For a jitted shadow: its driver died (``status``: what the call under which it died
+    returned); recover it (the restart policy decides). Whether the driver is alive again.
+    Runs as the calling domain, which must be a shadow (the kernel's capability check;
+    anyone else panics)."""
     me = jit_current(k)
     with objmode(up="int64"):
-        up = _restart_for(k, me)
+        up = _restart_for(k, me, status)
     if up < 0:
         _not_a_shadow()
     return up != 0
 
 
+@njit(cache=True)
+def refill(k, method_index, param_index):
+    """For a jitted shadow whose request went down with its driver: a fresh object for
+    a by-value parameter the driver only fills (the interface's ``__refilled__``), owned
+    by the shadow. Runs as the calling domain, which must be a shadow."""
+    me = jit_current(k)
+    with objmode(h="int64"):
+        h = _refill_for(k, me, method_index, param_index)
+    if h < 0:
+        _not_a_shadow()
+    return h
+
+
 #: what a generated shadow may call beyond the domain API (kernel/views.py)
-SHADOW_API = (restart_driver,)
+SHADOW_API = (restart_driver, refill)
 
 
 def _jit_shadow_sources(iface: type, driver_cls: type) -> dict[str, str]:
     """The generated jitted shadow module of every method the driver implements jitted
     (each imports the driver's generated proxy, from a module of its own)."""
     iface = iface.declared()
+    refilled = getattr(iface, "__refilled__", {})
+    order = list(iface.__methods__)
     out = {}
     for name, impl in getattr(driver_cls, "jit_methods", {}).items():
         m = iface.__methods__[name]
-        out[name] = shadow_source(m, callee_module(iface.__name__, m, impl))
+        out[name] = shadow_source(m, callee_module(iface.__name__, m, impl),
+                                  tuple(refilled.get(name, ())), order.index(name))
     return out
 
 
