@@ -11,7 +11,8 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
-from redleaf_nb.kernel.views import fault_point, own_matrix, own_state, rref_array, state_type
+from redleaf_nb.kernel.views import (copy_into, fault_point, own_matrix, own_state, rref_array,
+                                     state_type)
 
 
 class MemDisk:
@@ -33,7 +34,7 @@ def jit_read(k, state, block, data):
     if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
     fault_point(k, P_READ)          # the request is inside the driver: its buffer moved in
-    rref_array(k, data, np.uint8, True)[:] = own_matrix(k, DISK, np.uint8)[block]
+    copy_into(rref_array(k, data, np.uint8, True), own_matrix(k, DISK, np.uint8)[block])
     return data
 
 
@@ -43,7 +44,7 @@ def jit_write(k, state, block, data):
     if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
     fault_point(k, P_WRITE)
-    own_matrix(k, DISK, np.uint8)[block] = rref_array(k, data, np.uint8, False)
+    copy_into(own_matrix(k, DISK, np.uint8)[block], rref_array(k, data, np.uint8, False))
 
 
 @njit(cache=True, boundscheck=True)

