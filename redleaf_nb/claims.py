@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
@@ -417,6 +418,76 @@ def _claim8(results, paper, checks):
                            "an SPDK analog measured in the same run (none recorded)")
                 continue
             _reaches_capacity(checks, where, rows[config], "device max")
+
+
+# --- Figure 11 ------------------------------------------------------------------------
+
+CRASHING, CALM = "one a second", "none"
+RESTART_P99_US = 5000.0
+
+
+def recovery_windows(df: pd.DataFrame) -> pd.DataFrame:
+    """The recovery experiment's one-second windows (from its slices): MB/s, restarts,
+    crashes under a request, driver calls, per (phase, crashes, round)."""
+    w = (df.groupby(["phase", "crashes", "round"])
+         .agg(bytes=("bytes", "sum"), seconds=("seconds", "sum"),
+              restarts=("window_restarts", "first"), in_flight=("window_in_flight", "first"),
+              driver_calls=("window_driver_calls", "first")).reset_index())
+    w["mb_per_s"] = w.bytes / w.seconds / 1e6
+    return w
+
+
+def recovery_ratios(df: pd.DataFrame) -> dict:
+    """Per phase: the throughput with a crash a second over the one without, paired by
+    round (the two windows ran back to back), as the median of the rounds and its IQR."""
+    from .measure import summarize
+    w = recovery_windows(df).set_index(["phase", "crashes", "round"]).mb_per_s
+    out = {}
+    for phase in ("read", "write"):
+        ratio = (w[phase][CRASHING] / w[phase][CALM]).dropna().to_numpy()
+        est = summarize(ratio, "median")
+        out[phase] = Span(est.value, est.lo, est.hi)
+    return out
+
+
+@claim(9, "A crashed driver is recovered transparently",
+       "under a block driver crash every second: no error reaches the program, every crash "
+       "is recovered, the file holds exactly what was written and fsck is clean; restart "
+       "time p99 <= 5 ms", "Figure 11", ("recovery",), "notebooks/fig11_recovery.ipynb",
+       lambda p: "the shadow restarts the crashed membdev and the rv6 program keeps going "
+                 "(restart time not reported)")
+def _claim9(results, paper, checks):
+    df = results["recovery"]
+    w = recovery_windows(df)
+    crashing = w[w.crashes == CRASHING]
+    restarts, in_flight = int(crashing.restarts.sum()), int(crashing.in_flight.sum())
+    checks.add(f"every window with a crash restarted the driver ({restarts} restarts in "
+               f"{len(crashing)} windows)",
+               HOLDS if len(crashing) and (crashing.restarts >= 1).all() else FAILS)
+    hit = Span(*(in_flight / max(restarts, 1),) * 3)
+    checks.add("share of crashes that struck a request in flight", at_least(hit, 0.95), hit,
+               ">= 0.95")
+    checks.add("the file holds exactly what was written", HOLDS if df.content_ok.all() else FAILS)
+    checks.add("fsck clean", HOLDS if df.fsck_ok.all() else FAILS)
+    times = df.restart_us.dropna().to_numpy(float)
+    p99 = float(np.percentile(times, 99)) if len(times) else math.inf
+    checks.add("restart time p99 (us)", at_most(Span(p99, p99, p99), RESTART_P99_US),
+               Span(p99, p99, p99), f"<= {RESTART_P99_US:.0f}")
+
+
+@claim(10, "A crash a second costs little throughput",
+       "throughput with a crash every second / without, paired by round: read >= 0.95 (drop "
+       "<= 5%) and write >= 0.84 (drop <= 16%)", "Figure 11", ("recovery",),
+       "notebooks/fig11_recovery.ipynb",
+       lambda p: (f"reads {_paper_value(p, 'recovery.csv', config='with restarts (crash every 1s)', metric='sequential read throughput (average)'):.0f}"
+                  f" vs {_paper_value(p, 'recovery.csv', config='no restarts', metric='sequential read throughput (average)'):.0f} MB/s; writes "
+                  f"{_paper_value(p, 'recovery.csv', config='with restarts (crash every 1s)', metric='sequential write throughput (average)'):.0f}"
+                  f" vs {_paper_value(p, 'recovery.csv', config='no restarts', metric='sequential write throughput (average)'):.0f} MB/s"))
+def _claim10(results, paper, checks):
+    ratios = recovery_ratios(results["recovery"])
+    for phase, least in (("read", 0.95), ("write", 0.84)):
+        checks.add(f"{phase}: with crashes / without", at_least(ratios[phase], least),
+                   ratios[phase], f">= {least}")
 
 
 # --- judging, recording, showing -----------------------------------------------------
