@@ -231,3 +231,21 @@ def test_both_tiers_apply_max_restarts_within_period():
                 True]
     assert run_script("python") == expected
     assert run_script("jitted") == expected
+
+
+@pytest.mark.parametrize("tier", ["python", "jitted"])
+def test_a_policy_may_report_the_request_in_flight_and_still_restart(tier):
+    from redleaf_nb.kernel.faults import Fault
+    k, sh = membdev_shadow(RestartPolicy(in_flight="report"))
+    k.inject("membdev", Fault(point="read"))
+    buf = k.new(Block)
+    if tier == "python":
+        assert isinstance(sh.read(0, buf), RpcError)
+    else:
+        assert k.jit_call(sh, "read", 0, buf)[0] != 0
+    assert k.lookup("membdev").domain.alive and sh.domain.alive     # restarted all the same
+    assert sh.domain.impl.stats.restarts == 1 and sh.domain.impl.stats.retried == 0
+    assert not isinstance(sh.read(0, k.new(Block)), RpcError)       # and serving again
+    k.heap.check_invariants()
+    with pytest.raises(ValueError, match="in_flight"):
+        RestartPolicy(in_flight="drop")

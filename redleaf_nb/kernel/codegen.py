@@ -312,7 +312,7 @@ def shadow_source(m, proxy_module: str, refilled: tuple = (), method_index: int 
                "    while status != RPC_OK and not domain_alive(k, own_state(k, state, SHADOW_STATE)"
                ".driver):",
                "        if not restart_driver(k, status):",
-               "            break   # the policy gave up: reported",
+               "            break   # the policy gave up, or reports in-flight requests",
                *entered,
                f"        status, ret = {call}"]
     if moved:

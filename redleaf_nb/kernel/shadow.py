@@ -54,10 +54,16 @@ class RestartPolicy:
     max_restarts: int = 5
     period: float = 1.0
     clock: Callable[[], float] = time.monotonic
+    #: the request under which the driver died: "retry" it on the new driver (the paper's
+    #: shadows), or "report" it to the caller as RpcError (the driver is restarted either way)
+    in_flight: str = "retry"
 
     def __post_init__(self):
         if self.max_restarts < 0 or self.period <= 0:
             raise ValueError("RestartPolicy: max_restarts must be >= 0 and period > 0 seconds")
+        if self.in_flight not in ("retry", "report"):
+            raise ValueError(f"RestartPolicy.in_flight: {self.in_flight!r} is not 'retry' or "
+                             "'report'")
 
 
 @dataclass
@@ -175,7 +181,7 @@ class ShadowBase:
             self.stats.in_flight += 1    # it died under this request
             if entered:   # the by-value args went down with the driver
                 args = self._reallocate(m, args, values)
-            if not self._recover() or args is None:
+            if not self._recover() or args is None or self.policy.in_flight == "report":
                 self.stats.reported += 1
                 self._drop(m, args)
                 return r
@@ -205,8 +211,9 @@ _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictiona
 def _restart_for(k: int, shadow_id: int, status: int) -> int:
     """The kernel side of :func:`restart_driver`: finish the crash the shadow's call
     saw (``status``: RPC_PANIC if the request was inside the driver) and bring its
-    driver back; 1 if the driver is alive, 0 if the policy gave up, -1 if the caller is
-    not a shadow (it has no such right)."""
+    driver back; 1 if the driver is alive and the request is to be retried, 2 if it is
+    alive and the policy reports the request, 0 if the policy gave up, -1 if the caller
+    is not a shadow (it has no such right)."""
     kernel = _KERNELS.get(k)     # a kernel with no shadow has no entry
     if kernel is None:
         return -1
@@ -215,7 +222,12 @@ def _restart_for(k: int, shadow_id: int, status: int) -> int:
     if dom is None or dom.id != shadow_id or not isinstance(dom.impl, ShadowBase):
         return -1
     dom.impl.stats.in_flight += status == RPC_PANIC
-    return int(dom.impl._recover())
+    if not dom.impl._recover():
+        return 0
+    if dom.impl.policy.in_flight == "report":
+        return 2
+    dom.impl.stats.retried += 1
+    return 1
 
 
 def _refill_for(k: int, shadow_id: int, method_index: int, param_index: int) -> int:
@@ -237,7 +249,8 @@ def _not_a_shadow():
 @njit(cache=True)
 def restart_driver(k, status):
     """For a jitted shadow: its driver died (``status``: what the call under which it died
-    returned); recover it (the restart policy decides). Whether the driver is alive again.
+    returned); recover it (the restart policy decides). Whether to retry the request: the
+    driver is alive again and the policy retries in-flight requests.
     Runs as the calling domain, which must be a shadow (the kernel's capability check;
     anyone else panics)."""
     me = jit_current(k)
@@ -245,7 +258,7 @@ def restart_driver(k, status):
         up = _restart_for(k, me, status)
     if up < 0:
         _not_a_shadow()
-    return up != 0
+    return up == 1
 
 
 @njit(cache=True)
