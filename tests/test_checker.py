@@ -211,7 +211,7 @@ def test_the_kernel_refuses_domains_when_bounds_checks_are_forced_off(monkeypatc
 
 @njit(cache=True, boundscheck=True)
 def _restart_somebody(k, state, x):
-    from_shadow_api = restart_driver(k, 2)
+    from_shadow_api = restart_driver(k, 2, 1)
     return np.uint32(x + from_shadow_api)
 
 

@@ -116,3 +116,20 @@ def test_a_recycled_domain_slot_starts_with_nothing_armed():
     p2 = k.create("other", MemBDev, device=k.add_device("memdisk2", MemDisk(4)), nblocks=4)
     assert p2.domain.slot == p.domain.slot
     assert k.fault_counts("other")["armed"] is False
+
+
+def test_the_jitted_audit_finds_what_check_invariants_finds():
+    from redleaf_nb.kernel import heap as hp
+    from redleaf_nb.kernel.audit import problem
+    k, p = disk()
+    bufs = [k.new(Block) for _ in range(3)]
+    assert problem(k.heap.k) is None
+    k.heap.h.ctl[hp.LIVE_OBJECTS] += 1                       # a counter drifts
+    assert "counter" in problem(k.heap.k)
+    k.heap.h.ctl[hp.LIVE_OBJECTS] -= 1
+    slot = bufs[0].handle & hp.SLOT_MASK
+    k.heap.h.meta[slot, hp.OWNER] = p.domain.id
+    k.crash("membdev")                                       # reclaims it: still whole
+    assert problem(k.heap.k) is None and not bufs[0].is_live
+    k.heap.h.meta[bufs[1].handle & hp.SLOT_MASK, hp.OWNER] = p.domain.id   # a leak
+    assert "dead domain" in problem(k.heap.k)

@@ -249,3 +249,18 @@ def test_a_policy_may_report_the_request_in_flight_and_still_restart(tier):
     k.heap.check_invariants()
     with pytest.raises(ValueError, match="in_flight"):
         RestartPolicy(in_flight="drop")
+
+
+@pytest.mark.parametrize("tier", ["python", "jitted"])
+def test_a_request_that_kills_every_driver_is_reported_not_retried_forever(tier):
+    from redleaf_nb.kernel.faults import Fault
+    k, sh = membdev_shadow(RestartPolicy(max_restarts=100, max_retries=2))
+    k.inject("membdev", Fault(point="read", every=1, times=0))    # every read panics
+    buf = k.new(Block)
+    r = sh.read(0, buf) if tier == "python" else k.jit_call(sh, "read", 0, buf)[0]
+    assert isinstance(r, RpcError) if tier == "python" else r != 0
+    stats = sh.domain.impl.stats
+    assert stats.restarts == 3 and stats.in_flight == 3 and stats.reported == 1
+    k.disarm("membdev")
+    assert not isinstance(sh.read(0, k.new(Block)), RpcError)
+    k.heap.check_invariants()

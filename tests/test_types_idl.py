@@ -322,7 +322,7 @@ def test_show_proxy_prints_the_jitted_shadow_generated_for_a_driver(capsys):
     src = capsys.readouterr().out
     for name in MemBDev.jit_methods:
         assert f"def shadow_{name}(k, state" in src and f"def recover_{name}(k, state" in src
-    assert "restart_driver(k, status)" in src and "refill(k, " in src
+    assert "restart_driver(k, status, deaths)" in src and "refill(k, " in src
 
 
 # --- one room for generated code ------------------------------------------------------

@@ -21,13 +21,17 @@ from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC
                                                TDBAH, TDBAL, TDH, TDLEN, TDT, TXD_CMD, TXD_DD,
                                                TXD_PAYLEN_SHIFT, TXDCTL)
 from redleaf_nb.interfaces.net import PKT_BUF, Net
-from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_state,
-                                     ring_next, rref_dma, state_type)
+from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, fault_point, fault_value,
+                                     own_array, own_state, ring_next, rref_dma, state_type)
 
 STATE = state_type(rx_next=np.int64, rx_tail=np.int64, tx_next=np.int64, tx_clean=np.int64,
                    batch=np.int64, rx_count=np.int64, tx_count=np.int64)
 # the regions granted to the jitted code: the registers, the rings, the RRef in each slot
 REGS, RX_RING, TX_RING, RX_BUFS, TX_BUFS = 1, 2, 3, 4, 5
+# where an injected fault may strike (kernel/faults.py): once per call each, so that a
+# disarmed point costs nothing per packet
+FAULT_POINTS = ("mid_batch", "doorbell", "after_doorbell")
+P_MID_BATCH, P_DOORBELL, P_AFTER_DOORBELL = range(3)
 
 
 @njit(cache=True, boundscheck=True)
@@ -53,6 +57,7 @@ def _send(k, st, packets, collect):
         i = ring_next(i, n)
         done += 1
     st.tx_clean = i
+    fault_point(k, P_MID_BATCH)   # sent buffers reaped, new ones not yet queued
     i, queued = st.tx_next, 0
     while queued < st.batch and ring_next(i, n) != st.tx_clean:
         buf = deque_pop_front(k, packets)
@@ -84,6 +89,7 @@ def _receive(k, st, packets, collect):
         i = ring_next(i, n)
         got += 1
     st.rx_next = i
+    fault_point(k, P_MID_BATCH)   # packets handed over, the ring not yet refilled
     t = st.rx_tail
     while ring_next(t, n) != st.rx_next:   # one slot stays empty: RDT == RDH means none
         buf = deque_pop_front(k, packets)
@@ -104,12 +110,13 @@ def jit_submit_and_poll(k, state, packets, collect, tx):
     st = own_state(k, state, STATE)
     if tx:
         n = _send(k, st, packets, collect)
-        own_array(k, REGS, np.int64)[TDT] = st.tx_next      # one doorbell per batch
+        own_array(k, REGS, np.int64)[TDT] = fault_value(k, P_DOORBELL, st.tx_next)  # per batch
         st.tx_count += n
     else:
         n = _receive(k, st, packets, collect)
-        own_array(k, REGS, np.int64)[RDT] = st.rx_tail
+        own_array(k, REGS, np.int64)[RDT] = fault_value(k, P_DOORBELL, st.rx_tail)
         st.rx_count += n
+    fault_point(k, P_AFTER_DOORBELL)   # the device has the batch; its completion is to come
     return n, packets, collect
 
 
@@ -118,6 +125,7 @@ class Ixgbe(Net):
     one TX ring (``NUM_RX_DESCS = NUM_TX_DESCS = 512`` as RedLeaf)."""
 
     jit_methods = {"submit_and_poll": jit_submit_and_poll}
+    fault_points = FAULT_POINTS
 
     def create_net(self, device, batch, ring):
         batch, ring = int(batch), int(ring)

@@ -11,8 +11,8 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.bdev import BSIZE, BDev
-from redleaf_nb.kernel.views import (copy_into, fault_point, own_matrix, own_state, rref_array,
-                                     state_type)
+from redleaf_nb.kernel.views import (copy_into, fault_point, fault_value, own_matrix, own_state,
+                                     rref_array, state_type)
 
 
 class MemDisk:
@@ -24,8 +24,8 @@ class MemDisk:
 
 STATE = state_type(nblocks=np.int64)   # the blocks this driver serves (<= the disk's)
 DISK = 1                                 # the grant that holds the disk's blocks
-FAULT_POINTS = ("read", "write")         # where an injected fault may strike (kernel/faults.py)
-P_READ, P_WRITE = range(2)
+FAULT_POINTS = ("read", "write", "block")   # where an injected fault may strike (kernel/faults.py)
+P_READ, P_WRITE, P_BLOCK = range(3)
 
 
 @njit(cache=True, boundscheck=True)
@@ -44,6 +44,7 @@ def jit_write(k, state, block, data):
     if block >= own_state(k, state, STATE).nblocks:
         raise IndexError("block out of range")
     fault_point(k, P_WRITE)
+    block = fault_value(k, P_BLOCK, block)   # the device is told a block number
     copy_into(own_matrix(k, DISK, np.uint8)[block], rref_array(k, data, np.uint8, False))
 
 

@@ -21,8 +21,9 @@ from redleaf_nb.datasheets.nvme import (ACQ, ADMIN_CREATE_CQ, ADMIN_CREATE_SQ, A
                                         OP_READ, OP_WRITE, PHASE_SHIFT, SQ0TDBL, SQ1TDBL, SQE,
                                         SQE_WORDS, STATUS_SHIFT)
 from redleaf_nb.interfaces.nvme import BSIZE, NvmeBDev
-from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_state,
-                                     ring_next, rref_array, rref_dma, state_type)
+from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, fault_point, fault_value,
+                                     own_array, own_state, ring_next, rref_array, rref_dma,
+                                     state_type)
 
 ADMIN_ENTRIES = 16
 DATA_OFFSET = 16     # BlkReq.data follows block and data_len
@@ -32,6 +33,9 @@ STATE = state_type(sq_tail=np.int64, cq_head=np.int64, phase=np.int64, inflight=
                    batch=np.int64, submitted=np.int64, completed=np.int64, errors=np.int64)
 # the regions granted to the jitted code: the registers, the I/O queues, the request slots
 REGS, SQ, CQ, REQS, ADMIN = 1, 2, 3, 4, 5
+# where an injected fault may strike (kernel/faults.py)
+FAULT_POINTS = ("mid_batch", "prp", "doorbell", "after_doorbell")
+P_MID_BATCH, P_PRP, P_DOORBELL, P_AFTER_DOORBELL = range(4)
 
 
 # Each helper takes its views itself rather than as arguments: an array handed to a
@@ -52,7 +56,7 @@ def _submit(k, st, submit, write):
         sqe.cdw0_nsid = opcode | (tail << 16) | (1 << 32)     # CDW0 (opcode, cid), NSID 1
         sqe.cdw2_3 = 0
         sqe.mptr = 0
-        sqe.prp1 = address + DATA_OFFSET                      # zero-copy: the request's data
+        sqe.prp1 = fault_value(k, P_PRP, address + DATA_OFFSET)   # zero-copy: its data
         sqe.prp2 = 0
         sqe.cdw10_11 = value[BLOCK] * LBAS_PER_BLOCK          # SLBA
         sqe.cdw12_13 = LBAS_PER_BLOCK - 1                     # NLB - 1
@@ -96,8 +100,10 @@ def jit_submit_and_poll(k, state, submit, collect, write):
     """Jitted ``NvmeBDev.submit_and_poll``."""
     st = own_state(k, state, STATE)
     queued = _submit(k, st, submit, write)
+    fault_point(k, P_MID_BATCH)      # commands written, the doorbell not yet rung
     if queued:
-        own_array(k, REGS, np.int64)[SQ1TDBL] = st.sq_tail   # one doorbell per batch
+        own_array(k, REGS, np.int64)[SQ1TDBL] = fault_value(k, P_DOORBELL, st.sq_tail)
+    fault_point(k, P_AFTER_DOORBELL)   # between the doorbell and the completions
     st.submitted += queued
     got = _reap(k, st, collect)
     if got:
@@ -110,6 +116,7 @@ class Nvme(NvmeBDev):
     """The NVMe driver: claims the ``nvme`` device and brings it up."""
 
     jit_methods = {"submit_and_poll": jit_submit_and_poll}
+    fault_points = FAULT_POINTS
 
     def create_nvme(self, device, batch, queue_entries):
         batch, queue_entries = int(batch), int(queue_entries)

@@ -309,9 +309,11 @@ def shadow_source(m, proxy_module: str, refilled: tuple = (), method_index: int 
                + (", unless the request entered it (its by-value RRefs went down\n"
                   "    with it: reported); what the shadow still holds of them is freed"
                   if kept else "") + '."""',
+               "    deaths = 0",
                "    while status != RPC_OK and not domain_alive(k, own_state(k, state, SHADOW_STATE)"
                ".driver):",
-               "        if not restart_driver(k, status):",
+               "        deaths += 1",
+               "        if not restart_driver(k, status, deaths):",
                "            break   # the policy gave up, or reports in-flight requests",
                *entered,
                f"        status, ret = {call}"]

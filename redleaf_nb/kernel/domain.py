@@ -305,9 +305,9 @@ class Kernel:
         method = iface.__creates__.get(old.factory) if old.factory else None
         fault = self.heap.h.faults[old.slot].copy() if old._armed else None
         proxy = self._start(name, old.impl_cls, method, old.create_args)
-        if fault is not None and fault[ft.F_ARMED]:   # a fault in the code strikes again
+        if fault is not None:   # a fault in the code strikes again; its counts go on
             self.heap.h.faults[proxy.domain.slot] = fault
-            proxy.domain._armed = True
+            proxy.domain._armed = bool(fault[ft.F_ARMED])
         return proxy
 
     def create_shadow(self, name: str, target: str, policy=None):

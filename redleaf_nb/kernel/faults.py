@@ -17,7 +17,10 @@ hit, at most ``times`` times. What it does, limited to what safe code can do:
   length, a flag) and the domain runs on with it;
 * ``hang``: the domain stops making progress; the budget check at the point
   catches it after ``budget_us`` and crashes it (MINIX's heartbeat, made
-  cooperative: jitted code cannot be interrupted from outside).
+  cooperative: jitted code cannot be interrupted from outside);
+* ``wrong_value``: a value the domain is about to write to its device (a
+  register, a descriptor field) has one bit flipped; such points are marked
+  with ``v = fault_value(k, P, v)`` where the driver writes it.
 """
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ from .state import D_FAULTS, D_GRANTS, FAULT_WORDS, MAX_RES, RES_WORDS
 
 F_ARMED, F_POINT, F_AFTER, F_EVERY, F_PROB, F_RNG, F_KIND, F_ARG, F_HITS, F_FIRED, F_LIMIT, \
     F_LAST = range(12)
-PANIC, CORRUPT, HANG = 1, 2, 3
-KINDS = {"panic": PANIC, "corrupt": CORRUPT, "hang": HANG}
+PANIC, CORRUPT, HANG, WRONG_VALUE = 1, 2, 3, 4
+KINDS = {"panic": PANIC, "corrupt": CORRUPT, "hang": HANG, "wrong_value": WRONG_VALUE}
 ANY_POINT = -1
 
 
@@ -49,7 +52,8 @@ class Fault:
     probability: float = 0.0      # per hit, after `after` (instead of `every`)
     times: int = 1                # injections before it disarms itself (0: no limit)
     seed: int = 1
-    bit: int = 0                  # corrupt: which bit of the domain's state record
+    bit: int = 0                  # corrupt: which bit of the domain's state record;
+    #                               wrong_value: which bit of the value
     budget_us: float = 50.0       # hang: when the budget check catches it
 
     def __post_init__(self):
@@ -67,12 +71,15 @@ class Fault:
         if self.kind == "corrupt" and not 0 <= self.bit < state_bits:
             raise ValueError(f"Fault.bit: {self.bit} is outside the domain's state "
                              f"(bits 0..{state_bits - 1})")
+        if self.kind == "wrong_value" and not 0 <= self.bit < 63:
+            raise ValueError(f"Fault.bit: {self.bit} is not a bit of a value (0..62)")
         r = np.zeros(FAULT_WORDS, np.int64)
         r[F_ARMED], r[F_POINT], r[F_AFTER], r[F_EVERY] = 1, point, self.after, self.every
         r[F_PROB] = int(self.probability * (1 << 32))
         r[F_RNG] = (self.seed * 0x9E3779B97F4A7C15 + 1) & 0x7FFFFFFFFFFFFFFF or 1
         r[F_KIND], r[F_LIMIT] = KINDS[self.kind], self.times
-        r[F_ARG] = self.bit if self.kind == "corrupt" else int(self.budget_us * 1e-6 * hz)
+        r[F_ARG] = self.bit if self.kind in ("corrupt", "wrong_value") else \
+            int(self.budget_us * 1e-6 * hz)
         return r
 
 
@@ -146,4 +153,27 @@ def fault_point(k, point):
         _inject(k, me, point)
 
 
-__all__ = ["Fault", "fault_point", "fault_due", "perform"]
+@njit(cache=True)
+def _wrong_value(k, me, point, value):
+    """The slow path of :func:`fault_value`."""
+    kind = fault_due(k, me, point)
+    if kind == WRONG_VALUE:
+        row = load(k, D_FAULTS) + (me & 0xFFFFFFFF) * FAULT_WORDS * 8
+        return value ^ (1 << load(row, F_ARG))
+    perform(k, me, kind)
+    return value
+
+
+@njit(cache=True, inline="always")
+def fault_value(k, point, value):
+    """``value`` (an int the domain is about to write to its device), or, when a
+    ``wrong_value`` fault strikes at ``point``, ``value`` with one bit flipped (other
+    kinds strike here as at :func:`fault_point`). One load and a branch while no fault
+    is armed."""
+    me = jit_current(k)
+    if load(load(k, D_FAULTS), (me & 0xFFFFFFFF) * FAULT_WORDS) != 0:
+        return _wrong_value(k, me, point, value)
+    return value
+
+
+__all__ = ["Fault", "fault_point", "fault_value", "fault_due", "perform"]

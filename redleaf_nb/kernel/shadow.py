@@ -57,10 +57,16 @@ class RestartPolicy:
     #: the request under which the driver died: "retry" it on the new driver (the paper's
     #: shadows), or "report" it to the caller as RpcError (the driver is restarted either way)
     in_flight: str = "retry"
+    #: a request under which the driver dies this many times is reported, not retried
+    #: again: a request that crashes every driver it meets (a poison request) must not
+    #: keep the shadow restarting forever
+    max_retries: int = 3
 
     def __post_init__(self):
         if self.max_restarts < 0 or self.period <= 0:
             raise ValueError("RestartPolicy: max_restarts must be >= 0 and period > 0 seconds")
+        if self.max_retries < 0:
+            raise ValueError("RestartPolicy: max_retries must be >= 0")
         if self.in_flight not in ("retry", "report"):
             raise ValueError(f"RestartPolicy.in_flight: {self.in_flight!r} is not 'retry' or "
                              "'report'")
@@ -171,6 +177,7 @@ class ShadowBase:
         ``moves``: does the method take anything by value?"""
         self.stats.calls += 1
         kernel = self.domain.kernel
+        deaths = 0
         while True:
             driver = kernel.lookup(self.target)
             entered = moves and driver.domain.alive  # a dead driver is refused: args stay ours
@@ -179,9 +186,11 @@ class ShadowBase:
             if not isinstance(r, RpcError) or driver.domain.alive:
                 return r   # done, or a failure behind the driver, which it survived
             self.stats.in_flight += 1    # it died under this request
+            deaths += 1
             if entered:   # the by-value args went down with the driver
                 args = self._reallocate(m, args, values)
-            if not self._recover() or args is None or self.policy.in_flight == "report":
+            if (not self._recover() or args is None or self.policy.in_flight == "report"
+                    or deaths > self.policy.max_retries):
                 self.stats.reported += 1
                 self._drop(m, args)
                 return r
@@ -208,12 +217,13 @@ SHADOW_STATE = state_type(driver=np.int64, restarts=np.int64)
 _KERNELS: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 
 
-def _restart_for(k: int, shadow_id: int, status: int) -> int:
+def _restart_for(k: int, shadow_id: int, status: int, deaths: int) -> int:
     """The kernel side of :func:`restart_driver`: finish the crash the shadow's call
-    saw (``status``: RPC_PANIC if the request was inside the driver) and bring its
-    driver back; 1 if the driver is alive and the request is to be retried, 2 if it is
-    alive and the policy reports the request, 0 if the policy gave up, -1 if the caller
-    is not a shadow (it has no such right)."""
+    saw (``status``: RPC_PANIC if the request was inside the driver; ``deaths``: how many
+    times the driver died under this request) and bring its driver back; 1 if the driver
+    is alive and the request is to be retried, 2 if it is alive and the policy reports
+    the request, 0 if the policy gave up, -1 if the caller is not a shadow (it has no
+    such right)."""
     kernel = _KERNELS.get(k)     # a kernel with no shadow has no entry
     if kernel is None:
         return -1
@@ -224,7 +234,8 @@ def _restart_for(k: int, shadow_id: int, status: int) -> int:
     dom.impl.stats.in_flight += status == RPC_PANIC
     if not dom.impl._recover():
         return 0
-    if dom.impl.policy.in_flight == "report":
+    if dom.impl.policy.in_flight == "report" or deaths > dom.impl.policy.max_retries:
+        dom.impl.stats.reported += 1
         return 2
     dom.impl.stats.retried += 1
     return 1
@@ -247,15 +258,16 @@ def _not_a_shadow():
 
 
 @njit(cache=True)
-def restart_driver(k, status):
+def restart_driver(k, status, deaths):
     """For a jitted shadow: its driver died (``status``: what the call under which it died
-    returned); recover it (the restart policy decides). Whether to retry the request: the
-    driver is alive again and the policy retries in-flight requests.
+    returned; ``deaths``: how many times it died under this request); recover it (the
+    restart policy decides). Whether to retry the request: the driver is alive again and
+    the policy retries this request.
     Runs as the calling domain, which must be a shadow (the kernel's capability check;
     anyone else panics)."""
     me = jit_current(k)
     with objmode(up="int64"):
-        up = _restart_for(k, me, status)
+        up = _restart_for(k, me, status, deaths)
     if up < 0:
         _not_a_shadow()
     return up == 1

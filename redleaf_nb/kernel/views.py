@@ -28,7 +28,7 @@ import numpy as np
 from numba import carray, njit
 
 from . import heap as hp
-from .faults import fault_point
+from .faults import fault_point, fault_value
 from .proxy import jit_alive, jit_current
 from .state import D_GRANTS, MAX_RES, RES_WORDS
 from ..lowlevel.memory import itemsize, load, move_bytes, pointer, ring_next
@@ -197,6 +197,6 @@ def deque_splice(k, src, dst, most):
 #: what domain code may call from this module (the checker's allow-list)
 DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_free, rref_borrows,
               domain_alive, deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back,
-              deque_splice, ring_next, fault_point, copy_into)
+              deque_splice, ring_next, fault_point, fault_value, copy_into)
 #: the constants domain code may read with them
 E_INDEX = hp.E_INDEX

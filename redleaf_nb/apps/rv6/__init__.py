@@ -23,6 +23,7 @@ from redleaf_nb.interfaces.nvme import NvmeBDev
 from redleaf_nb.interfaces.rv6 import Rv6
 from redleaf_nb.kernel.codegen import bound_copy_source, callee_module, forwarder_source, \
     load_generated
+from redleaf_nb.kernel.types import RRefType
 from . import fs as fs_template
 from .state import NBUF, STATE
 
@@ -84,8 +85,8 @@ class Rv6Domain(Rv6):
                 raise TypeError("rv6: booted with a disk, but this personality has no file "
                                 "system bound to it: use rv6_class(disk_cls=...)")
             # the buffer cache's blocks: exchange-heap objects rv6 owns
-            self.state["bc_handle"][0] = [self.domain.heap.new(Block).handle
-                                          for _ in range(NBUF)]
+            alloc, block = self.domain.kernel.heap.alloc, RRefType(Block)
+            self.state["bc_handle"][0] = [alloc(block, self.domain.id) for _ in range(NBUF)]
             self.domain.set_jit_state(self.state)
             self.recovered = self._fs("mount")   # logged blocks installed
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from redleaf_nb.kernel.views import copy_into, fault_point, own_state, rref_array
+from redleaf_nb.kernel.views import copy_into, fault_point, fault_value, own_state, rref_array
 from redleaf_nb.apps.rv6.layout import (BSIZE, DIRENT_BYTES, DIRSIZ, E_BADF, E_EXIST, E_FBIG, E_INVAL, E_ISDIR,
                      E_MFILE, E_NAMETOOLONG, E_NFILE, E_NOENT, E_NOSPC, E_NOTDIR, E_NOTEMPTY,
                      FSMAGIC, I_ADDRS, I_NLINK, I_SIZE_HI, I_SIZE_LO, I_TYPE, INODE_WORDS, IPB,
@@ -42,8 +42,24 @@ from redleaf_nb.apps.rv6.state import LRU, NBUF, NHASH, NINODE, NOFILE, STATE
 JIT = dict(cache=True, boundscheck=True)
 dread = dwrite = None   # bound per copy: the disk's proxies (see the module docstring)
 # the named points inside the file system where a fault may be injected
-FAULT_POINTS = ("fs_write", "log_written", "log_committed", "log_installed")
-P_WRITE, P_LOG_WRITTEN, P_LOG_COMMITTED, P_LOG_INSTALLED = range(4)
+FAULT_POINTS = ("fs_write", "log_written", "log_committed", "log_installed", "blockno")
+P_WRITE, P_LOG_WRITTEN, P_LOG_COMMITTED, P_LOG_INSTALLED, P_BLOCKNO = range(5)
+
+
+# --- loops that follow the state's own links --------------------------------------
+
+SPIN_LIMIT = 1 << 16   # iterations: far past any walk of a sound state (a directory of
+#                       65536 entries would be refused)
+
+
+@njit(**JIT)
+def _spun(i):
+    """Panic if a loop that follows the state's links (a hash chain, the LRU list, a
+    directory) has run ``i`` times: the links are corrupt and would hang rv6. This is
+    where a hang is caught in rv6 (the cooperative budget of the fault-injection issue):
+    jitted code cannot be stopped from outside."""
+    if i >= SPIN_LIMIT:
+        raise TimeoutError("rv6: a loop ran past its bound (its state is corrupt)")
 
 
 # --- buffer cache -----------------------------------------------------------------
@@ -59,9 +75,10 @@ def _lru_move_front(st, b):
 
 @njit(**JIT)
 def _lookup(st, block):
-    b = st.bc_hhead[block % NHASH]
+    b, i = st.bc_hhead[block % NHASH], 0
     while b >= 0 and st.bc_block[b] != block:
-        b = st.bc_hnext[b]
+        b, i = st.bc_hnext[b], i + 1
+        _spun(i)
     return b
 
 
@@ -71,9 +88,10 @@ def _unhash(st, b):
     if st.bc_hhead[h] == b:
         st.bc_hhead[h] = st.bc_hnext[b]
         return
-    c = st.bc_hhead[h]
+    c, i = st.bc_hhead[h], 0
     while st.bc_hnext[c] != b:
-        c = st.bc_hnext[c]
+        c, i = st.bc_hnext[c], i + 1
+        _spun(i)
     st.bc_hnext[c] = st.bc_hnext[b]
 
 
@@ -83,9 +101,10 @@ def bget(st, block):
     log, given to ``block`` (its data not valid yet)."""
     b = _lookup(st, block)
     if b < 0:
-        b = st.bc_prev[LRU]
+        b, i = st.bc_prev[LRU], 0
         while b != LRU and st.bc_pins[b] > 0:
-            b = st.bc_prev[b]
+            b, i = st.bc_prev[b], i + 1
+            _spun(i)
         if b == LRU:
             raise RuntimeError("rv6: every buffer is pinned by the log")
         if st.bc_block[b] >= 0:
@@ -114,7 +133,7 @@ def bread(k, st, block):
 @njit(**JIT)
 def bwrite(k, st, b, block):
     """Store buffer ``b`` as disk block ``block`` (lent to the driver)."""
-    status, _ = dwrite(k, st.disk, np.uint32(block), st.bc_handle[b])
+    status, _ = dwrite(k, st.disk, np.uint32(fault_value(k, P_BLOCKNO, block)), st.bc_handle[b])
     if status != 0:
         raise IOError("rv6: the disk failed a write")
     st.disk_writes += 1
@@ -500,6 +519,7 @@ def dirlookup(k, st, dp, name, nlen):
         if inum != 0 and _name_eq(ent, name, nlen):
             return inum, off
         off += DIRENT_BYTES
+        _spun(off // DIRENT_BYTES)
     return 0, -1
 
 
@@ -523,6 +543,7 @@ def dirlink(k, st, dp, name, nlen, inum):
         if blk[o] == 0 and blk[o + 1] == 0 and blk[o + 2] == 0 and blk[o + 3] == 0:
             break
         off += DIRENT_BYTES
+        _spun(off // DIRENT_BYTES)
     n = writei(k, st, dp, e, off, DIRENT_BYTES)
     return 0 if n == DIRENT_BYTES else (n if n < 0 else E_NOSPC)
 
@@ -759,6 +780,7 @@ def _dir_empty(k, st, dp):
         if blk[o] != 0 or blk[o + 1] != 0 or blk[o + 2] != 0 or blk[o + 3] != 0:
             return False
         off += DIRENT_BYTES
+        _spun(off // DIRENT_BYTES)
     return True
 
 
