@@ -314,4 +314,5 @@ EXPERIMENT = Experiment(
            "driver (its restart time is measured around Kernel.recreate) and retries the "
            "request, refilling a read buffer that went down with the driver."),
     targets=targets,
+    summary=summary,
 )

@@ -132,7 +132,7 @@ class Experiment:
     name: str
     figure: str          # e.g. "Table 1"
     title: str
-    paper_csv: str       # file name in data/paper/
+    paper_csv: str | None   # file name in data/paper/ (None: beyond the paper)
     params: tuple[Param, ...]
     run: Callable[[dict], pd.DataFrame]
     plot: Callable[[pd.DataFrame, pd.DataFrame], Any]
@@ -142,6 +142,8 @@ class Experiment:
     # in full by its key): ours -> {target: value}, recorded
     # in the run's metadata and shown in the report (never asserted)
     targets: Callable[[pd.DataFrame], dict] | None = None
+    # what the report shows of the recorded table (default: all of it): ours -> table
+    summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     def resolve(self, full: bool = False, **overrides) -> dict:
         """Parameters for a run: the quick (or full) setting, plus checked overrides."""
@@ -222,7 +224,10 @@ def get(name: str) -> Experiment:
 
 
 def paper(exp: Experiment) -> pd.DataFrame:
-    """The paper's reported numbers for an experiment (from data/paper/)."""
+    """The paper's reported numbers for an experiment (from data/paper/); empty for an
+    experiment that goes beyond the paper."""
+    if exp.paper_csv is None:
+        return pd.DataFrame(columns=["figure", "system", "config", "metric", "value", "unit"])
     return pd.read_csv(repo_root() / "data" / "paper" / exp.paper_csv)
 
 
@@ -358,6 +363,8 @@ def report(out: Path | None = None) -> Path:
                 f"<li>{html.escape(k)}: <b>{html.escape(str(v))}</b></li>"
                 for k, v in meta["targets"].items()) + "</ul>")
         table = pd.read_csv(d / f"{exp.name}.csv")
+        if exp.summary is not None:
+            table = exp.summary(table).reset_index()
         parts.append(table.to_html(index=False, float_format=lambda x: f"{x:,.1f}"))
         m = meta["machine"]
         parts.append(f"<p><small>{meta['setting']} setting, params {html.escape(str(meta['params']))}"

@@ -24,7 +24,7 @@ from numba import carray, njit
 from ..lowlevel.memory import itemsize, load, pointer, ring_next, store
 from .state import (D_ARENA, D_ARENA_BYTES, D_CHUNK_SLOTS, D_CLASSES, D_CTL, D_FREE,
                     D_META, D_NSLOTS, META_COLUMNS, MIN_CHUNK, NCLASSES, new_state)
-from .types import ExType, HeapType, Scalar
+from .types import ExType, HeapType, RRefType, Scalar
 
 # meta columns
 STATE, GEN, OWNER, TYPE, OFFSET, SIZE, SCLASS, BORROWS, BORROWER, PARENT, \
@@ -192,6 +192,18 @@ def alloc(h, owner, type_id, size, child_off, nchild, child_type):
     ctl_of(h)[LIVE_OBJECTS] += 1
     ctl_of(h)[LIVE_BYTES] += size
     return make_handle(slot, m[slot, GEN])
+
+
+@njit(cache=True)
+def _alloc_many(h, owner, type_id, size, out):
+    """Fill ``out`` with new plain objects; how many were made (an error code is left
+    in ``out`` where it stopped)."""
+    for i in range(out.shape[0]):
+        r = alloc(h, owner, type_id, size, 0, 0, -1)
+        out[i] = r
+        if r < 0:
+            return i
+    return out.shape[0]
 
 
 @njit(cache=True, inline="always")
@@ -692,6 +704,17 @@ class ExchangeHeap:
         child = self.type_id(t.child) if t.child is not None else -1
         h = alloc(self.k, owner, self.type_id(t), t.nbytes, t.child_off, t.nchild, child)
         return self.check(h, 0, owner, f"alloc {t.name}")
+
+    def alloc_many(self, t: RRefType, owner: int, n: int) -> np.ndarray:
+        """``n`` zeroed ``RRef[T]`` objects for ``owner`` in one jitted call (a domain's
+        buffers at create time); their handles. All or none: on failure none is kept."""
+        out = np.zeros(n, np.int64)
+        got = _alloc_many(self.k, owner, self.type_id(t), t.nbytes, out)
+        if got < n:
+            for h in out[:got]:
+                free(self.k, int(h), owner)
+            self.check(int(out[got]), 0, owner, f"alloc {n} x {t.name}")
+        return out
 
     def view(self, handle: int, caller: int, write: bool = False) -> np.ndarray:
         """An ``RRef[T]``'s value as a numpy view (0-d for scalars and records).

@@ -85,8 +85,8 @@ class Rv6Domain(Rv6):
                 raise TypeError("rv6: booted with a disk, but this personality has no file "
                                 "system bound to it: use rv6_class(disk_cls=...)")
             # the buffer cache's blocks: exchange-heap objects rv6 owns
-            alloc, block = self.domain.kernel.heap.alloc, RRefType(Block)
-            self.state["bc_handle"][0] = [alloc(block, self.domain.id) for _ in range(NBUF)]
+            self.state["bc_handle"][0] = self.domain.kernel.heap.alloc_many(
+                RRefType(Block), self.domain.id, NBUF)
             self.domain.set_jit_state(self.state)
             self.recovered = self._fs("mount")   # logged blocks installed
 
