@@ -67,6 +67,10 @@ class MemBDev(BDev):
         self.nblk = int(nblocks)
         self.domain.grant(DISK, self.disk.blocks)
 
+    def create_over_nvme(self, nvme, nblocks):
+        raise TypeError("membdev is a RAM disk: create it with create_bdev (over a MemDisk); "
+                        "the block device over NVMe is apps/nvme_disk.py")
+
     def jit_state(self):
         state = np.zeros(1, STATE)
         state["nblocks"] = self.nblk

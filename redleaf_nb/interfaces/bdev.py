@@ -1,6 +1,7 @@
 """The paper's block-device interface (RedLeaf ``interface/src/bdev.rs``)."""
 from __future__ import annotations
 
+from redleaf_nb.interfaces.nvme import NvmeBDev
 from redleaf_nb.kernel.idl import Interface, create
 from redleaf_nb.kernel.rref import RRef
 from redleaf_nb.kernel.types import Borrow, Device, u8, u32
@@ -27,3 +28,8 @@ class BDev(Interface):
     @create
     def create_bdev(self, device: Device, nblocks: u32) -> BDev:
         """Start a block-device domain of ``nblocks`` blocks over ``device``."""
+
+    @create
+    def create_over_nvme(self, nvme: NvmeBDev, nblocks: u32) -> BDev:
+        """Start a block device of ``nblocks`` blocks over an NVMe driver's queue interface
+        (an adapter domain: one request at a time, waiting for its completion)."""

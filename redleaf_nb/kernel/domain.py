@@ -17,6 +17,8 @@ state word, an owner or borrower word in the heap) no longer matches.
 """
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import pandas as pd
@@ -175,6 +177,16 @@ class Domain:
 _HZ: list[float] = []
 
 
+@functools.cache
+def _step_cfunc(step):
+    """A device model's step (``@njit step(mmio)``) as a C function the jitted tier can
+    call by address. Compiled once per process (numba stamps a cfunc's disk cache by
+    this file alone, so an edit to the model could load stale code)."""
+    def run(dev):
+        step(dev)
+    return numba.cfunc(numba.types.void(numba.types.int64))(run)
+
+
 def _tsc_hz() -> float:
     """The cycle counter's frequency, measured once (a hang's budget is in cycles)."""
     if not _HZ:
@@ -241,15 +253,21 @@ class Kernel:
         if name in self._names and self._names[name].domain.alive:
             raise ValueError(f"create '{name}': a live domain already has that name")
         iface = impl_cls.declared()
-        method = self._factory(iface, factory)
+        method = self._factory(iface, factory, args)
         return self._start(name, impl_cls, method, args)
 
-    def _factory(self, iface, factory):
+    def _factory(self, iface, factory, args=()):
         creates = iface.__creates__
         if factory is None:
-            if len(creates) > 1:
+            if len(creates) > 1:   # the one whose parameters the arguments name
+                fits = [m for m in creates.values()
+                        if {p.name for p in m.params} == set(args)]
+                if len(fits) == 1:
+                    return fits[0]
                 raise TypeError(f"{iface.__name__} has several @create methods "
-                                f"({', '.join(creates)}): pass factory=")
+                                f"({', '.join(creates)}) and the arguments "
+                                f"({', '.join(args) or 'none'}) fit "
+                                f"{'none' if not fits else 'more than one'}: pass factory=")
             return next(iter(creates.values()), None)
         if factory not in creates:
             raise TypeError(f"{iface.__name__} has no @create method '{factory}' "
@@ -415,9 +433,11 @@ class Kernel:
         self.inject(name, ft.Fault("panic", point=on_call, after=after))
 
     # -- devices --
-    def add_device(self, name: str, device) -> Device:
+    def add_device(self, name: str, device, step=None) -> Device:
         """Plug a device (hardware model) in; the capability to drive it, which only
-        ``init`` holds until it hands it to a driver as a create argument."""
+        ``init`` holds until it hands it to a driver as a create argument. ``step``: the
+        model's ``@njit step(mmio)``, to let it run beside the CPU whenever a domain
+        waits for it (``views.device_wait``); without it, only a benchmark loop runs it."""
         if name in self._devices:
             raise ValueError(f"device '{name}' already exists")
         self._devices[name] = [device, None]
@@ -425,6 +445,12 @@ class Kernel:
         attach = getattr(device, "attach_iommu", None)
         if attach is not None:
             attach(int(ctx.ctypes.data))
+        if step is not None:      # a device that runs beside the CPU (views.device_wait)
+            free = np.flatnonzero(self.heap.h.ticks[:, 0] == 0)
+            if not len(free):
+                raise RuntimeError(f"add_device '{name}': at most {len(self.heap.h.ticks)} "
+                                   "devices that run beside the CPU")
+            self.heap.h.ticks[free[0]] = (_step_cfunc(step).address, device.mmio)
         return Device(self, name)
 
     def dma_faults(self, name: str) -> dict:

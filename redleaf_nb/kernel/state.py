@@ -28,11 +28,12 @@ RES_WORDS = 4   # a grant: data address, rows, columns (0: one-dimensional), ite
 
 # descriptor words: data addresses, then sizes
 D_META, D_DOMAINS, D_CONTS, D_CALLS, D_ARENA, D_CTL, D_FREE, D_CLASSES, \
-    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS, D_GRANTS, D_CHUNK_SLOTS, D_FAULTS = range(14)
+    D_NSLOTS, D_ARENA_BYTES, D_NDOMAINS, D_GRANTS, D_CHUNK_SLOTS, D_FAULTS, D_TICKS = range(15)
 # the `calls` words themselves (depth, current domain) live in the descriptor, right after
 # its addresses and sizes: the running domain is one load from ``k`` (every heap check
 # and the domain API ask for it)
-D_CALL_WORDS = 14
+D_CALL_WORDS = 15
+MAX_TICKS = 8     # devices that run beside the CPU while a domain waits (kernel/views.py)
 FAULT_WORDS = 16  # a domain's row of the fault table (kernel/faults.py)
 
 
@@ -54,6 +55,8 @@ class StateArrays(NamedTuple):
                              # allocated there (0: none yet); the IOMMU's address -> object map
     faults: np.ndarray       # (domains, FAULT_WORDS) int64: the fault armed in each domain
                              # (kernel/faults.py); word 0 is 0 while none is
+    ticks: np.ndarray        # (MAX_TICKS, 2) int64: a device's step (a C function's address)
+                             # and its register file's address; 0: none
     descriptor: np.ndarray   # int64 words: the addresses and sizes above (see D_*), then calls
 
 
@@ -71,6 +74,7 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     grants = np.zeros((max_domains, MAX_RES, RES_WORDS), np.int64)
     chunk_slots = np.zeros(capacity // MIN_CHUNK, np.int32)
     faults = np.zeros((max_domains, FAULT_WORDS), np.int64)
+    ticks = np.zeros((MAX_TICKS, 2), np.int64)
     free_slots = np.arange(max_objects - 1, -1, -1, dtype=np.int64)
     class_heads = np.full(NCLASSES, -1, np.int64)
     descriptor = np.zeros(D_CALL_WORDS + 2, np.int64)
@@ -78,7 +82,8 @@ def new_state(capacity: int, max_objects: int, max_domains: int):
     descriptor[:D_CALL_WORDS] = ([a.ctypes.data for a in (meta, domains, conts, calls, arena, ctl,
                                                           free_slots, class_heads)]
                                  + [max_objects, capacity, max_domains, grants.ctypes.data,
-                                    chunk_slots.ctypes.data, faults.ctypes.data])
+                                    chunk_slots.ctypes.data, faults.ctypes.data,
+                                    ticks.ctypes.data])
     arrays = StateArrays(meta, arena, arena.view(np.int64), ctl, free_slots, class_heads, domains,
-                         conts, calls, grants, chunk_slots, faults, descriptor)
+                         conts, calls, grants, chunk_slots, faults, ticks, descriptor)
     return arrays, int(descriptor.ctypes.data)

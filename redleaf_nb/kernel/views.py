@@ -30,8 +30,8 @@ from numba import carray, njit
 from . import heap as hp
 from .faults import fault_point, fault_value
 from .proxy import jit_alive, jit_current
-from .state import D_GRANTS, MAX_RES, RES_WORDS
-from ..lowlevel.memory import itemsize, load, move_bytes, pointer, ring_next
+from .state import D_GRANTS, D_TICKS, MAX_RES, MAX_TICKS, RES_WORDS
+from ..lowlevel.memory import call_void, itemsize, load, move_bytes, pointer, ring_next
 
 ADDRESS, ROWS, COLS, ITEMSIZE = range(RES_WORDS)
 STATE = 0   # the grant that holds a domain's own state
@@ -139,6 +139,18 @@ def copy_into(dst, src):
     move_bytes(dst.ctypes.data, src.ctypes.data, dst.size * dst.itemsize)
 
 
+@njit(cache=True)
+def device_wait(k):
+    """Let the devices run while the domain waits (for a completion it polls for): each
+    device that runs beside the CPU takes a step. In a machine the device runs on its
+    own; the model runs when the CPU lets it, as the benchmark loops do between calls."""
+    ticks = load(k, D_TICKS)
+    for i in range(MAX_TICKS):
+        fn = load(ticks, 2 * i)
+        if fn != 0:
+            call_void(fn, load(ticks, 2 * i + 1))
+
+
 @njit(cache=True, inline="always")
 def domain_alive(k, domain_id):
     """Whether a domain (by id, e.g. a driver a shadow guards) is alive."""
@@ -197,6 +209,6 @@ def deque_splice(k, src, dst, most):
 #: what domain code may call from this module (the checker's allow-list)
 DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_free, rref_borrows,
               domain_alive, deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back,
-              deque_splice, ring_next, fault_point, fault_value, copy_into)
+              deque_splice, ring_next, fault_point, fault_value, copy_into, device_wait)
 #: the constants domain code may read with them
 E_INDEX = hp.E_INDEX

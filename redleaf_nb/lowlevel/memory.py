@@ -73,6 +73,17 @@ def move_bytes(typingctx, dst, src, nbytes):
     return types.none(types.int64, types.int64, types.int64), codegen
 
 
+@intrinsic
+def call_void(typingctx, fn, arg):
+    """Call the C function at address ``fn`` (``void f(int64_t)``) with ``arg``: how the
+    kernel lets a device model run (its step, compiled as a ``cfunc``)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.VoidType(), [_I64])
+        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
+        return context.get_dummy_value()
+    return types.none(types.int64, types.int64), codegen
+
+
 @njit(cache=True, inline="always")
 def ring_next(i, n):
     """The index after ``i`` in a ring of ``n`` (a compare: ``% n`` by a variable is an
