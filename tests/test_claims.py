@@ -55,6 +55,36 @@ def ordered(top, step=0.8, tie=1.0):
     return d
 
 
+def recovery(plain=(5000, 5100, 4900), crash=(4990, 5080, 4890), wplain=(3000,) * 3,
+             wcrash=(2990,) * 3, restart_us=250.0, content_ok=True, in_flight=1):
+    """Slices of the recovery experiment: two slices per window, a crash in the first."""
+    rows = []
+    for phase, calm, crashing in (("read", plain, crash), ("write", wplain, wcrash)):
+        for rnd, (a, b) in enumerate(zip(calm, crashing)):
+            for crashes, rate in (("none", a), ("one a second", b)):
+                hit = crashes != "none"
+                for sl in range(2):
+                    rows.append({"round": rnd, "phase": phase, "crashes": crashes, "slice": sl,
+                                 "bytes": rate * 0.5e6, "seconds": 0.5,
+                                 "restarts": int(hit and sl == 0),
+                                 "restart_us": restart_us if hit and sl == 0 else np.nan,
+                                 "window_restarts": int(hit), "window_in_flight": in_flight
+                                 if hit else 0, "window_driver_calls": 1000,
+                                 "content_ok": content_ok, "fsck_ok": True})
+    return pd.DataFrame(rows)
+
+
+def campaign(activated=1.0, dropped=0, kinds=("panic", "corrupt", "hang", "wrong_value")):
+    rows = []
+    for i in range(400):
+        kind = kinds[i % len(kinds)]
+        rows.append({"kind": kind, "activated": int((i // len(kinds)) % 100 < activated * 100),
+                     "heap broken": 0, "outside changed": 0, "process crashed": 0,
+                     "silently dropped": dropped if i == 0 else 0, "lost acked writes": 0,
+                     "fsck failed": 0})
+    return pd.DataFrame(rows)
+
+
 def verdict(number, **results):
     claim = next(c for c in C.CLAIMS if c.number == number)
     return claim.verdict(results, PAPER)
@@ -98,6 +128,16 @@ CASES = [
                         achieved={1: {"rv6-shadow": 300e3}})), C.FAILS),
     (8, dict(nvme=rates("nvme", {b: ordered(2e6) for b in (1, 32)}, capacity=460e3,
                         directions=("read", "write"))), C.INCONCLUSIVE),
+    (9, dict(recovery=recovery()), C.HOLDS),
+    (9, dict(recovery=recovery(content_ok=False)), C.FAILS),
+    (9, dict(recovery=recovery(restart_us=9000.0)), C.FAILS),
+    (9, dict(recovery=recovery(in_flight=0)), C.FAILS),
+    (10, dict(recovery=recovery()), C.HOLDS),
+    (10, dict(recovery=recovery(crash=(4000, 4100, 3900))), C.FAILS),
+    (10, dict(recovery=recovery(crash=(4990, 4500, 4890))), C.INCONCLUSIVE),
+    (11, dict(fault_campaign=campaign()), C.HOLDS),
+    (11, dict(fault_campaign=campaign(dropped=3)), C.FAILS),
+    (11, dict(fault_campaign=campaign(activated=0.3)), C.INCONCLUSIVE),
 ]
 
 
@@ -112,9 +152,9 @@ def test_every_claim_reaches_every_verdict(number, results, expected):
 
 def test_every_claim_has_three_verdict_cases():
     reached = {(n, v) for n, _, v in CASES}
-    assert {c.number for c in C.CLAIMS} == set(range(1, 9))
+    assert {c.number for c in C.CLAIMS} == set(range(1, 12))
     assert reached == {(c.number, v) for c in C.CLAIMS
-                       for v in (C.HOLDS, C.FAILS, C.INCONCLUSIVE)}
+                       for v in (C.HOLDS, C.FAILS, C.INCONCLUSIVE)} - {(9, C.INCONCLUSIVE)}
 
 
 def test_a_claim_without_its_results_is_not_run_and_says_what_to_run():
@@ -162,7 +202,7 @@ def test_verdicts_are_written_with_their_inputs(tmp_path):
     verdicts = C.judge_all({"comm_cost": comm_cost()}, PAPER)
     path = C.write(verdicts, tmp_path / "claims.json", {"code_version": "abc"})
     doc = json.loads(path.read_text())
-    assert doc["code_version"] == "abc" and len(doc["claims"]) == 8
+    assert doc["code_version"] == "abc" and len(doc["claims"]) == len(C.CLAIMS)
     first = doc["claims"][0]
     assert first["verdict"] == C.HOLDS and first["inputs"] and first["threshold"]
     assert [c["verdict"] for c in doc["claims"]][3:] == [C.NOT_RUN] * 5
