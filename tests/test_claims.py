@@ -205,7 +205,7 @@ def test_verdicts_are_written_with_their_inputs(tmp_path):
     assert doc["code_version"] == "abc" and len(doc["claims"]) == len(C.CLAIMS)
     first = doc["claims"][0]
     assert first["verdict"] == C.HOLDS and first["inputs"] and first["threshold"]
-    assert [c["verdict"] for c in doc["claims"]][3:] == [C.NOT_RUN] * 5
+    assert [c["verdict"] for c in doc["claims"]][3:] == [C.NOT_RUN] * (len(C.CLAIMS) - 3)
 
 
 def test_a_notebook_sees_the_verdicts_of_its_experiments_claims():
