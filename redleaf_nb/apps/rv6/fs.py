@@ -361,42 +361,39 @@ def ialloc(k, st, itype):
 
 
 @njit(**JIT)
+def _fresh(k, st, alloc):
+    """For a hole: a new block if ``alloc`` (-1: the disk is full), else 0 (a hole)."""
+    if not alloc:
+        return 0
+    addr = balloc(k, st)
+    return addr if addr != 0 else -1
+
+
+@njit(**JIT)
 def _slot(k, st, ip, bn, alloc):
     """The block number at position ``bn`` of the file of ``ip`` (0: a hole),
     allocating it (and the indirect blocks on its way) if ``alloc``; -1: disk full."""
     a = ip * NADDRS
     if bn < NDIRECT:
-        addr = st.ic_addrs[a + bn]
-        if addr == 0 and alloc:
-            addr = balloc(k, st)
-            if addr == 0:
-                return -1
-            st.ic_addrs[a + bn] = addr
-        return addr
-    bn -= NDIRECT
-    top, levels = NDIRECT, 1
-    if bn >= NINDIRECT:
-        bn -= NINDIRECT
-        top, levels = NDIRECT + 1, 2
+        top, levels = bn, 0
+    elif bn < NDIRECT + NINDIRECT:
+        top, levels, bn = NDIRECT, 1, bn - NDIRECT
+    else:
+        top, levels, bn = NDIRECT + 1, 2, bn - NDIRECT - NINDIRECT
     addr = st.ic_addrs[a + top]
     if addr == 0:
-        if not alloc:
-            return 0
-        addr = balloc(k, st)
-        if addr == 0:
-            return -1
+        addr = _fresh(k, st, alloc)
+        if addr <= 0:
+            return addr
         st.ic_addrs[a + top] = addr
     for level in range(levels, 0, -1):
         idx = bn // NINDIRECT if level == 2 else bn % NINDIRECT
-        b = bread(k, st, addr)
-        nxt = words(k, st, b)[idx]
+        nxt = words(k, st, bread(k, st, addr))[idx]
         if nxt == 0:
-            if not alloc:
-                return 0
-            nxt = balloc(k, st)
-            if nxt == 0:
-                return -1
-            b = bread(k, st, addr)     # may have been evicted by balloc
+            nxt = _fresh(k, st, alloc)
+            if nxt <= 0:
+                return nxt
+            b = bread(k, st, addr)     # after balloc, which may have evicted it
             words(k, st, b)[idx] = nxt
             log_write(st, b)
         addr = nxt
