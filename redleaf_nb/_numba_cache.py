@@ -15,6 +15,10 @@ stamp of its own file's text. That misses what this module adds:
   edit to a callee recompiles its callers; an edit to prose recompiles nothing.
 * **line numbers.** Numba names a function's cache file after its first line, so a
   line added above recompiled it; here the function's own code is in the key instead.
+* **data files of two code versions.** numba numbers data files, the same numbers for
+  every version of a function's code, and writes the index before the data: two
+  processes on different code saving at once could pair the new index with the old
+  data. Here a data file's name carries the stamp of the code in it.
 * **entries naming code that is gone.** A function that takes another jitted
   function as an argument (a benchmark loop handed a generated proxy) has index
   entries that name that function's module; once the module is regenerated under
@@ -127,7 +131,17 @@ class _Impl(caching.CompileResultCacheImpl):
 
 
 class _Index(caching.IndexDataCacheFile):
-    """numba's index file, where an index that names code no longer importable is empty."""
+    """numba's index file, where an index that names code no longer importable is empty,
+    and whose data files are named by the stamp of the code they hold.
+
+    numba names data files by number alone and writes the index before the data, so two
+    processes of different code saving one function at once could leave the index of the
+    new code pointing at a data file of the old (found when a test run still on old code
+    overlapped a run on new code: every later process loaded the stale proxy)."""
+
+    def _data_name(self, number):
+        tag = hashlib.sha1(repr(self._source_stamp).encode()).hexdigest()[:12]
+        return self._data_name_pattern.format(number=number)[:-len(".nbc")] + f".{tag}.nbc"
 
     def _load_index(self):
         try:

@@ -123,6 +123,15 @@ def test_an_edit_to_a_callee_in_another_file_recompiles_and_prose_edits_recompil
     assert run(tmp_path, CALL_F)[1] == ["2 hit"]
 
 
+def test_two_code_versions_saving_at_once_never_pair_an_index_with_the_others_data(tmp_path):
+    """numba writes the index, then the data: a process on old code writing its data last
+    must not overwrite the data the new code's index names."""
+    old, new = (_numba_cache._Index(str(tmp_path), "f-code", stamp) for stamp in ("v1", "v2"))
+    new.save("key", "compiled from v2")
+    old._save_data(old._data_name(1), "compiled from v1")    # the old process's late write
+    assert new.load("key") == "compiled from v2"
+
+
 TWINS = '''
 from numba import njit
 import redleaf_nb  # keys numba's cache
