@@ -259,15 +259,18 @@ class Kernel:
     def _factory(self, iface, factory, args=()):
         creates = iface.__creates__
         if factory is None:
-            if len(creates) > 1:   # the one whose parameters the arguments name
-                fits = [m for m in creates.values()
-                        if {p.name for p in m.params} == set(args)]
+            if len(creates) > 1:   # the one whose parameters the arguments name (best)
+                overlap = {name: len({p.name for p in m.params} & set(args))
+                           - len({p.name for p in m.params} ^ set(args))
+                           for name, m in creates.items()}
+                best = max(overlap.values())
+                fits = [name for name, score in overlap.items() if score == best]
                 if len(fits) == 1:
-                    return fits[0]
+                    return creates[fits[0]]   # its own errors name what is missing or extra
                 raise TypeError(f"{iface.__name__} has several @create methods "
                                 f"({', '.join(creates)}) and the arguments "
-                                f"({', '.join(args) or 'none'}) fit "
-                                f"{'none' if not fits else 'more than one'}: pass factory=")
+                                f"({', '.join(args) or 'none'}) fit more than one: "
+                                "pass factory=")
             return next(iter(creates.values()), None)
         if factory not in creates:
             raise TypeError(f"{iface.__name__} has no @create method '{factory}' "
