@@ -145,7 +145,7 @@ class Dom:
     alive: bool = True
     kept: list = field(default_factory=list)   # Obj, in the order of impl.kept
     q: Obj | None = None      # the domain's own deque
-    faults: set = field(default_factory=set)   # injected, not yet fired
+    faults: set = field(default_factory=set)   # injected, not yet fired (at most one)
 
     @property
     def id(self) -> int:
@@ -546,7 +546,7 @@ class HeapMachine(RuleBasedStateMachine):
         d = self._pick(data)
         self.k.inject_crash(d.name, on_call=method)
         if d.alive:
-            d.faults.add(method)
+            d.faults = {method}     # one fault is armed in a domain at a time: it replaces
 
     @rule(data=st.data(), how=st.sampled_from(["crash", "crash by proxy", "terminate"]))
     def kill(self, data, how):
