@@ -30,7 +30,7 @@ from typing import Callable, Hashable
 
 import numpy as np
 
-ESTIMATORS = ("min", "max", "median")
+ESTIMATORS = ("min", "max", "mean", "median")
 BOOTSTRAP_RESAMPLES = 2000
 INTERVAL = 0.90          # the bootstrap interval's coverage
 
@@ -54,9 +54,10 @@ class Estimate:
 
 
 def summarize(samples, estimator: str, seed: int = 0) -> Estimate:
-    """Reduce the rounds ``samples`` with ``estimator`` (``min``, ``max`` or ``median``).
+    """Reduce the rounds ``samples`` with ``estimator`` (``min``, ``max``, ``mean`` or
+    ``median``).
 
-    The spread: for min and max, the 5th and 95th percentiles of that estimator
+    The spread: for min, max and mean, the 5th and 95th percentiles of that estimator
     over bootstrap resamples of the rounds (seeded: the same rounds give the same
     interval); for the median, the interquartile range of the rounds."""
     x = np.asarray(samples, dtype=float)
@@ -70,11 +71,11 @@ def summarize(samples, estimator: str, seed: int = 0) -> Estimate:
     if estimator not in ESTIMATORS:
         raise ValueError(f"summarize: unknown estimator {estimator!r} (known: "
                          f"{', '.join(ESTIMATORS)})")
-    reduce = np.min if estimator == "min" else np.max
+    reduce = {"min": np.min, "max": np.max, "mean": np.mean}[estimator]
     resampled = np.random.default_rng(seed).choice(x, size=(BOOTSTRAP_RESAMPLES, n))
     tail = (1 - INTERVAL) / 2 * 100
     lo, hi = np.percentile(reduce(resampled, axis=1), [tail, 100 - tail])
-    word = "minimum" if estimator == "min" else "maximum"
+    word = {"min": "minimum", "max": "maximum", "mean": "mean"}[estimator]
     return Estimate(float(reduce(x)), float(lo), float(hi),
                     f"{word} of {n} rounds, bootstrap {INTERVAL:.0%} interval")
 
