@@ -594,20 +594,30 @@ def forbidden(ours: pd.DataFrame) -> pd.DataFrame:
 def plot(ours: pd.DataFrame, paper: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), gridspec_kw={"width_ratios": [1.5, 1, 1]})
     t = outcomes(ours).drop(columns=["injected", "activated"])
     share = t.div(t.sum(axis=1), axis=0)
     share.index = [f"{a} / {b}" for a, b in share.index]
-    share.plot.barh(stacked=True, ax=axes[0], width=0.8,
+    share.plot.barh(stacked=True, ax=axes[0], width=0.8, legend=False,
                     color=["#cccccc", "#8fbf8f", "#2e8b57", "#e0a040", "#4682b4", "#b22222"][
                         :len(share.columns)])
     axes[0].set(xlabel="share of the faults injected", title="What each fault led to")
     axes[0].invert_yaxis()
-    axes[0].legend(fontsize=8, loc="lower right")
-    f = forbidden(ours).groupby(level="target").sum()
-    f.plot.bar(ax=axes[1], logy=False)
-    axes[1].set(ylabel="count (forbidden: must be 0)", title="Isolation failures and damage")
-    axes[1].legend(fontsize=7)
+    axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
+    by_target = forbidden(ours).groupby(level="target").sum()
+    bad = by_target[list(FORBIDDEN)]
+    bad.plot.bar(ax=axes[1], legend=False)
+    axes[1].set_ylim(0, max(1, bad.to_numpy().max()) * 1.2)
+    for i, (target, row) in enumerate(bad.iterrows()):
+        text = "none" if row.sum() == 0 else "\n".join(f"{w}: {int(v)}" for w, v in row.items()
+                                                          if v)
+        axes[1].text(i, axes[1].get_ylim()[1] * 0.5, text, ha="center", va="center")
+    axes[1].set(ylabel="count (each must be 0)", title="Forbidden outcomes")
+    axes[1].legend(fontsize=7, loc="upper right")
+    kept = by_target[["lost, reported", "lost acked writes", "fsck failed"]]
+    kept.plot.bar(ax=axes[2], logy=True)
+    axes[2].set(ylabel="count (log)", title="Reported losses; own-device damage")
+    axes[2].legend(fontsize=7)
     seconds = ours.campaign_seconds.iloc[0]
     fig.suptitle(f"Fault campaign: {len(ours):,} faults in {seconds:.1f} s "
                  f"({len(ours) / seconds:,.0f} faults/s, {ours.workers_replaced.iloc[0]} "
