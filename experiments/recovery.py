@@ -292,7 +292,7 @@ EXPERIMENT = Experiment(
           "second",
     paper_csv="recovery.csv",
     params=(
-        Param("rounds", int, 7, 15, "interleaved rounds of four one-second windows (read and "
+        Param("rounds", int, 15, 25, "interleaved rounds of four one-second windows (read and "
               "write, with and without a crash)", low=1, high=100),
         Param("file_mib", int, 16, 64, "file size, MiB (the buffer cache is 1 MiB: at least 8)",
               low=8, high=1024),
