@@ -134,7 +134,7 @@ CASES = [
     (9, dict(recovery=recovery(in_flight=0)), C.FAILS),
     (10, dict(recovery=recovery()), C.HOLDS),
     (10, dict(recovery=recovery(crash=(4000, 4100, 3900))), C.FAILS),
-    (10, dict(recovery=recovery(crash=(4700, 4600, 5000))), C.INCONCLUSIVE),
+    (10, dict(recovery=recovery(crash=(4990, 4500, 4890))), C.INCONCLUSIVE),
     (11, dict(fault_campaign=campaign()), C.HOLDS),
     (11, dict(fault_campaign=campaign(dropped=3)), C.FAILS),
     (11, dict(fault_campaign=campaign(activated=0.3)), C.INCONCLUSIVE),
