@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numba import cfunc, njit
+from numba import njit
 from numba import types as nbt
 
 from devices.nic import NOW as NIC_NOW
@@ -49,7 +49,7 @@ from redleaf_nb.kernel import heap as hp
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
-from redleaf_nb.lowlevel.memory import load, ring_next, store
+from redleaf_nb.lowlevel.memory import c_function, load, ring_next, store
 from redleaf_nb.measure import Estimate, interleave, summarize
 from redleaf_nb.native import build_shared, datasheet_headers
 from redleaf_nb.kernel.rref import RRefDeque
@@ -309,16 +309,6 @@ def native(name: str):
     return ffi, ffi.dlopen(str(so))
 
 
-@functools.cache
-def c_step(step):
-    """A device model's ``step`` as a C function pointer: a numba ``cfunc`` around it.
-    Compiled here, not cached on disk: numba stamps a cfunc's cache by this file alone,
-    so an edit to the model would load stale code."""
-    def step_c(dev):
-        step(dev)
-    return cfunc(nbt.void(nbt.int64))(step_c)
-
-
 def _set_up(driver_cls, role: str, device, **create_args):
     """The safe driver's own set-up of ``device`` (reset, rings or queues, enables, all
     through its registers; Python, untimed): the driver object, whose rings the C
@@ -335,7 +325,7 @@ def _c_loop(name: str, step, dev_obj, now_word: int, seconds: float, *args):
     time, the device's registers first and ``args`` after them: (done, calls, stolen)."""
     ffi, lib = native(name)
     hz = tsc_hz()
-    fn = ffi.cast("void (*)(int64_t)", c_step(step).address)   # compiled before the clock
+    fn = ffi.cast("void (*)(int64_t)", c_function(step).address)   # compiled before the clock
     out = np.zeros(3, np.int64)          # poll_loop.h: done, calls, stolen cycles
 
     def c(a):   # numpy memory as a C pointer (the arrays outlive the call)

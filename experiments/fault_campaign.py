@@ -61,7 +61,7 @@ from redleaf_nb.kernel.audit import problem
 from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.faults import Fault
 from redleaf_nb.kernel.idl import jit_proxy
-from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
+from redleaf_nb.kernel.proxy import CURRENT, jit_current
 from redleaf_nb.kernel.shadow import RestartPolicy, shadow_class
 from redleaf_nb.kernel.types import RRefType, exchangeable
 from redleaf_nb.lowlevel.clock import tsc_hz
@@ -434,14 +434,14 @@ def trial(rig: Rig, target: str, index: int, seed: int) -> dict:
         outcome = "no effect"
     heap = problem(k.heap.k)
     changed = rig.outside(target) != outside
-    return {"target": target, "kind": kind, "point": point, "index": index, "injected": 1,
-            "activated": int(bool(fired)), "outcome": outcome, "restarts": restarted,
-            "heap broken": int(heap is not None), "outside changed": int(changed),
-            "silently dropped": int(out.get("dropped", 0)), "process crashed": 0,
-            "lost, reported": int(out.get("reported_lost", 0)),
-            "lost acked writes": int(out.get("lost_acked", 0)),
-            "fsck failed": int(out.get("fsck_failed", False)), "heap problem": heap or "",
-            "ms": (time.perf_counter() - t0) * 1e3, "driver alive": dom.alive}
+    return _record(index, outcome, point=point, activated=int(bool(fired)), restarts=restarted,
+                   **{"heap broken": int(heap is not None), "outside changed": int(changed),
+                      "silently dropped": int(out.get("dropped", 0)),
+                      "lost, reported": int(out.get("reported_lost", 0)),
+                      "lost acked writes": int(out.get("lost_acked", 0)),
+                      "fsck failed": int(out.get("fsck_failed", False)),
+                      "heap problem": heap or "", "ms": (time.perf_counter() - t0) * 1e3,
+                      "driver alive": dom.alive})
 
 
 # --- the supervisor: persistent workers, a dead one counted and replaced ---------------
@@ -458,15 +458,13 @@ def _worker(conn, seed: int) -> None:
             conn.send(("trial", trial(rig, TARGETS[index % len(TARGETS)], index, seed)))
 
 
-def _dead_record(index: int, outcome: str, crashed: bool) -> dict:
-    target = TARGETS[index % len(TARGETS)]
-    kind = KINDS[index // len(TARGETS) % len(KINDS)]
-    return {"target": target, "kind": kind, "point": "", "index": index, "injected": 1,
-            "activated": 1, "outcome": outcome, "restarts": 0, "heap broken": 0,
-            "outside changed": 0, "silently dropped": 0, "process crashed": int(crashed),
-            "lost, reported": 0,
-            "lost acked writes": 0, "fsck failed": 0, "heap problem": "", "ms": 0.0,
-            "driver alive": False}
+def _record(index: int, outcome: str, **seen) -> dict:
+    """A trial's row: what its checks saw (``seen``), zeros for what they did not."""
+    return {"target": TARGETS[index % len(TARGETS)],
+            "kind": KINDS[index // len(TARGETS) % len(KINDS)], "point": "", "index": index,
+            "injected": 1, "activated": 1, "outcome": outcome, "restarts": 0,
+            **{what: 0 for what in FORBIDDEN}, "lost, reported": 0, "lost acked writes": 0,
+            "fsck failed": 0, "heap problem": "", "ms": 0.0, "driver alive": False, **seen}
 
 
 @dataclasses.dataclass
@@ -528,7 +526,8 @@ class Pool:
                     continue
                 w.proc.kill()        # silent too long (a hang no check caught), or dead
                 w.proc.join()
-                records.append(_dead_record(w.pending[0], "worker killed", not alive))
+                records.append(_record(w.pending[0], "worker killed",
+                                       **{"process crashed": int(not alive)}))
                 if progress is not None:
                     progress(1)
                 todo.extend(w.pending[1:][::-1])

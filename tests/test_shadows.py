@@ -11,7 +11,7 @@ from redleaf_nb import Borrow, Interface, Kernel, RpcError, RRef, create, u32, u
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
 from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.proxy import RPC_DEAD, RPC_OK, RPC_PANIC
+from redleaf_nb.kernel.proxy import RPC_DEAD, RPC_OK
 from redleaf_nb.kernel.shadow import RestartPolicy
 
 TIERS = ["python", "jitted"]

@@ -17,8 +17,6 @@ state word, an owner or borrower word in the heap) no longer matches.
 """
 from __future__ import annotations
 
-import functools
-
 import numba
 import numpy as np
 import pandas as pd
@@ -34,6 +32,7 @@ from .types import BorrowType, Device, RRefType, Scalar, exchangeable
 from .state import MAX_RES
 from .views import STATE
 from ..lowlevel.clock import tsc_hz
+from ..lowlevel.memory import c_function
 
 
 class InjectedFault(RuntimeError):
@@ -175,16 +174,6 @@ class Domain:
 
 
 _HZ: list[float] = []
-
-
-@functools.cache
-def _step_cfunc(step):
-    """A device model's step (``@njit step(mmio)``) as a C function the jitted tier can
-    call by address. Compiled once per process (numba stamps a cfunc's disk cache by
-    this file alone, so an edit to the model could load stale code)."""
-    def run(dev):
-        step(dev)
-    return numba.cfunc(numba.types.void(numba.types.int64))(run)
 
 
 def _tsc_hz() -> float:
@@ -453,7 +442,7 @@ class Kernel:
             if not len(free):
                 raise RuntimeError(f"add_device '{name}': at most {len(self.heap.h.ticks)} "
                                    "devices that run beside the CPU")
-            self.heap.h.ticks[free[0]] = (_step_cfunc(step).address, device.mmio)
+            self.heap.h.ticks[free[0]] = (c_function(step).address, device.mmio)
         return Device(self, name)
 
     def dma_faults(self, name: str) -> dict:

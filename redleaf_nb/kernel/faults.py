@@ -83,11 +83,17 @@ class Fault:
         return r
 
 
+@njit(cache=True, inline="always")
+def _row(k, me):
+    """The address of domain ``me``'s row of the fault table."""
+    return load(k, D_FAULTS) + (me & 0xFFFFFFFF) * FAULT_WORDS * 8
+
+
 @njit(cache=True)
 def fault_due(k, me, point):
     """Count a hit of ``point`` in domain ``me``'s armed row; the kind to inject now
     (0: none). Shared by both tiers."""
-    row = load(k, D_FAULTS) + (me & 0xFFFFFFFF) * FAULT_WORDS * 8
+    row = _row(k, me)
     if load(row, F_ARMED) == 0:
         return 0
     want = load(row, F_POINT)
@@ -124,7 +130,7 @@ def perform(k, me, kind):
     """Do what a fault of ``kind`` (0: none) does to domain ``me``."""
     if kind == PANIC:
         raise RuntimeError("injected panic")
-    row = load(k, D_FAULTS) + (me & 0xFFFFFFFF) * FAULT_WORDS * 8
+    row = _row(k, me)
     if kind == CORRUPT:
         bit = load(row, F_ARG)
         state = load(load(k, D_GRANTS), (me & 0xFFFFFFFF) * MAX_RES * RES_WORDS)
@@ -158,7 +164,7 @@ def _wrong_value(k, me, point, value):
     """The slow path of :func:`fault_value`."""
     kind = fault_due(k, me, point)
     if kind == WRONG_VALUE:
-        row = load(k, D_FAULTS) + (me & 0xFFFFFFFF) * FAULT_WORDS * 8
+        row = _row(k, me)
         return value ^ (1 << load(row, F_ARG))
     perform(k, me, kind)
     return value

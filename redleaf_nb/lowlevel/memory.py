@@ -7,6 +7,9 @@ own work; addresses and ``numba.carray`` views of them cost nothing.
 """
 from __future__ import annotations
 
+import functools
+
+import numba
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
@@ -82,6 +85,17 @@ def call_void(typingctx, fn, arg):
         builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
         return context.get_dummy_value()
     return types.none(types.int64, types.int64), codegen
+
+
+@functools.cache
+def c_function(step):
+    """``step`` (an ``@njit`` function of one int64, e.g. a device model's step) as a C
+    function ``void f(int64_t)``: its ``.address`` is what :func:`call_void` and C code
+    call. Compiled once per process, not cached on disk: numba stamps a cfunc's cache by
+    this file alone, so an edit to the model could load stale code."""
+    def run(arg):
+        step(arg)
+    return numba.cfunc(types.void(types.int64))(run)
 
 
 @njit(cache=True, inline="always")

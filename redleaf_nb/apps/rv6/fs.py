@@ -36,7 +36,7 @@ from redleaf_nb.apps.rv6.layout import (BSIZE, DIRENT_BYTES, DIRSIZ, E_BADF, E_E
                      LOGSIZE, MAXFILE, NADDRS, NDIRECT, NINDIRECT, O_CREATE, O_RDWR, O_TRUNC,
                      O_WRONLY, PATH_MAX, ROOTINO, S_BMAPSTART, S_INODESTART, S_LOGSTART,
                      S_MAGIC, S_NINODES, S_SIZE, SEEK_CUR, SEEK_END, SEEK_SET, T_DIR, T_FILE,
-                     T_FREE, WORDS, BPB)
+                     T_FREE, BPB)
 from redleaf_nb.apps.rv6.state import LRU, NBUF, NHASH, NINODE, NOFILE, STATE
 
 JIT = dict(cache=True, boundscheck=True)
@@ -493,6 +493,13 @@ def writei(k, st, ip, src, off, n):
 # --- directories and path names ------------------------------------------------------
 
 @njit(**JIT)
+def _inum(ent):
+    """The inode number of a directory entry (0: the entry is empty)."""
+    return np.int64(ent[0]) | np.int64(ent[1]) << 8 | np.int64(ent[2]) << 16 | \
+        np.int64(ent[3]) << 24
+
+
+@njit(**JIT)
 def _name_eq(ent, name, nlen):
     """Does a directory entry's name (bytes 4..) equal ``name[:nlen]``?"""
     for i in range(DIRSIZ):
@@ -511,8 +518,7 @@ def dirlookup(k, st, dp, name, nlen):
         blk = data(k, st, bread(k, st, addr))
         o = off % BSIZE
         ent = blk[o:o + DIRENT_BYTES]
-        inum = np.int64(ent[0]) | np.int64(ent[1]) << 8 | np.int64(ent[2]) << 16 | \
-            np.int64(ent[3]) << 24
+        inum = _inum(ent)
         if inum != 0 and _name_eq(ent, name, nlen):
             return inum, off
         off += DIRENT_BYTES
@@ -537,7 +543,7 @@ def dirlink(k, st, dp, name, nlen, inum):
     while off < st.ic_size[dp]:
         blk = data(k, st, bread(k, st, _slot(k, st, dp, off // BSIZE, False)))
         o = off % BSIZE
-        if blk[o] == 0 and blk[o + 1] == 0 and blk[o + 2] == 0 and blk[o + 3] == 0:
+        if _inum(blk[o:o + DIRENT_BYTES]) == 0:
             break
         off += DIRENT_BYTES
         _spun(off // DIRENT_BYTES)
@@ -774,7 +780,7 @@ def _dir_empty(k, st, dp):
     while off < st.ic_size[dp]:
         blk = data(k, st, bread(k, st, _slot(k, st, dp, off // BSIZE, False)))
         o = off % BSIZE
-        if blk[o] != 0 or blk[o + 1] != 0 or blk[o + 2] != 0 or blk[o + 3] != 0:
+        if _inum(blk[o:o + DIRENT_BYTES]) != 0:
             return False
         off += DIRENT_BYTES
         _spun(off // DIRENT_BYTES)
