@@ -30,7 +30,7 @@ it back.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit
+from numba import njit
 
 from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC_BYTES, GORC,
                                                GOTC, GPRC, GPTC, MPC, NREGS, RDBAH, RDBAL, RDH,
@@ -40,23 +40,24 @@ from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC
                                                TXERR)
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.lowlevel.iommu import dma_allowed
-from redleaf_nb.lowlevel.memory import load, pointer, ring_next, store
+from redleaf_nb.lowlevel.memory import load, move_bytes, ring_next, store
 
 from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
 
 # the model's own state, after the registers a driver sees (datasheet: NREGS)
 _INTERNAL = 32
 (T0, DEV_CYCLES, NOW, CPP_FP, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, PKT_SIZE, FRAME_ADDR,
- STEPS, RX_TRAFFIC, IOMMU_CTX, DMA_HALTS) = range(_INTERNAL, _INTERNAL + 13)
-NWORDS = _INTERNAL + 13
+ STEPS, RX_TRAFFIC, IOMMU_CTX, DMA_HALTS, FRAME_COUNT, FRAME_NEXT) = range(_INTERNAL, _INTERNAL + 15)
+NWORDS = _INTERNAL + 15
 assert NREGS <= _INTERNAL
+MIN_FRAME = ETH_MIN_FRAME - 4   # bytes a frame holds here: the FCS is the wire's
 FP = 16  # fixed-point bits of the wire clock (cycles per packet << FP)
 
 
 def udp_frame(pkt_size: int) -> np.ndarray:
     """The generator's frame: Ethernet + IPv4 + UDP, ``pkt_size`` bytes (without FCS)."""
-    if not 42 + 18 <= pkt_size <= ETH_MAX_FRAME:
-        raise ValueError(f"packet size {pkt_size} out of range 60..{ETH_MAX_FRAME}")
+    if not MIN_FRAME <= pkt_size <= ETH_MAX_FRAME:
+        raise ValueError(f"packet size {pkt_size} out of range {MIN_FRAME}..{ETH_MAX_FRAME}")
     f = np.zeros(pkt_size, np.uint8)
     f[0:6] = (0x90, 0xE2, 0xBA, 0x00, 0x00, 0x01)      # dst MAC
     f[6:12] = (0x90, 0xE2, 0xBA, 0x00, 0x00, 0x02)     # src MAC
@@ -79,18 +80,33 @@ class Nic82599:
     """The device: its register file (the MMIO region) and its wire."""
 
     def __init__(self, profile: NicProfile | str = "x520", pkt_size: int = ETH_MIN_FRAME,
-                 hz: float | None = None, rx_traffic: bool = True):
-        """``rx_traffic``: whether the packet generator on the wire sends to us."""
+                 hz: float | None = None, rx_traffic: bool = True,
+                 traffic: np.ndarray | None = None):
+        """``rx_traffic``: whether the packet generator on the wire sends to us.
+        ``traffic``: the frames it sends, in turn and over again (a ``(count, size)``
+        uint8 array: e.g. packets of many flows, or key-value requests); by default
+        one UDP frame of ``pkt_size`` bytes, sent over and over."""
         self.profile = nic_profile(profile) if isinstance(profile, str) else profile
+        if traffic is None:
+            traffic = udp_frame(pkt_size)[None, :]
+        if not (isinstance(traffic, np.ndarray) and traffic.dtype == np.uint8
+                and traffic.ndim == 2 and len(traffic) > 0 and traffic.flags.c_contiguous):
+            raise TypeError("traffic: expected a contiguous (count, size) uint8 array of frames")
+        pkt_size = traffic.shape[1]
+        if not MIN_FRAME <= pkt_size <= ETH_MAX_FRAME:
+            raise ValueError(f"traffic: frames of {pkt_size} bytes, out of range "
+                             f"{MIN_FRAME}..{ETH_MAX_FRAME}")
         self.pkt_size = pkt_size
-        self.frame = udp_frame(pkt_size)
+        self.traffic = traffic
+        self.frame = traffic[0]
         self.regs = np.zeros(NWORDS, np.int64)
         pps = self.profile.packets_per_second(pkt_size)
         self.hz = hz or tsc_hz()
         self.regs[CPP_FP] = 0 if np.isinf(pps) else int(self.hz / pps * (1 << FP))
         self.regs[PKT_SIZE] = pkt_size
         self.regs[RX_TRAFFIC] = rx_traffic
-        self.regs[FRAME_ADDR] = self.frame.ctypes.data
+        self.regs[FRAME_ADDR] = traffic.ctypes.data
+        self.regs[FRAME_COUNT] = len(traffic)
         self.regs[STATUS] = STATUS_LU
 
     @property
@@ -126,7 +142,7 @@ class Nic82599:
         """Start the wire: the generator offers frames from now on; the statistics
         registers start from zero (they are clear-on-read on the 82599)."""
         self.regs[[GPRC, GPTC, GORC, GOTC, MPC, TXERR]] = 0
-        self.regs[[DEV_CYCLES, NOW, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, STEPS]] = 0
+        self.regs[[DEV_CYCLES, NOW, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, STEPS, FRAME_NEXT]] = 0
         self.regs[T0] = rdtsc()
 
     def stats(self) -> dict:
@@ -165,8 +181,8 @@ def _receive(dev, now):
         due = (now << FP) // cpp
         arriving = due - load(dev, RX_OFFERED_FP)
         store(dev, RX_OFFERED_FP, due)
-    size = load(dev, PKT_SIZE)
-    frame = carray(pointer(load(dev, FRAME_ADDR), np.uint8), size)
+    size, frames, count = load(dev, PKT_SIZE), load(dev, FRAME_ADDR), load(dev, FRAME_COUNT)
+    seq = load(dev, FRAME_NEXT)
     ring, iommu = _ring(dev, RDBAL, RDBAH), load(dev, IOMMU_CTX)
     if enabled and not dma_allowed(iommu, ring, n * DESC_BYTES):
         _halt(dev, RXDCTL)
@@ -176,11 +192,13 @@ def _receive(dev, now):
         if not dma_allowed(iommu, load(ring, 2 * head), size):
             _halt(dev, RXDCTL)
             break
-        carray(pointer(load(ring, 2 * head), np.uint8), size)[:] = frame
+        move_bytes(load(ring, 2 * head), frames + seq * size, size)
+        seq = ring_next(seq, count)
         store(ring, 2 * head, 0)
         store(ring, 2 * head + 1, RXD_DD | RXD_EOP | (size << 32))
         head = ring_next(head, n)
         delivered += 1
+    store(dev, FRAME_NEXT, seq)
     store(dev, RDH, head)
     store(dev, GPRC, load(dev, GPRC) + delivered)
     store(dev, GORC, load(dev, GORC) + delivered * size)

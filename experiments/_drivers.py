@@ -73,7 +73,7 @@ def wall_clock(clock):
 
 
 @njit(cache=True)
-def _recycle(k, me, pool, collect, q, batch):
+def recycle(k, me, pool, collect, q, batch):
     """Finished buffers go straight back into the next batch (as RedLeaf's benchmarks
     reuse them); what does not fit waits in the pool, which also tops the batch up."""
     hp.deque_splice(k, collect, q, me, batch)
@@ -115,7 +115,7 @@ def _bench_loop(entry, step, k, target, dev, now_addr, a, b, pool, flag, batch, 
             store(hp.word_address(k, req, me, True), 0, next_block)
             next_block = ring_next(next_block, nblocks)
             hp.deque_push_back(k, b, me, req)
-        _recycle(k, me, pool, b, a, batch)
+        recycle(k, me, pool, b, a, batch)
     return status, done, calls, a, b, stolen
 
 
@@ -166,7 +166,7 @@ class Run:
         return self.done / self.busy if self.busy > 0 else 0.0
 
 
-def _alloc_pool(k, pool_t, owner, count, init):
+def alloc_pool(k, pool_t, owner, count, init):
     """A deque of ``count`` new buffers owned by ``owner``; ``init(i, value)`` fills each."""
     pool_t = exchangeable(pool_t)
     pool = k.heap.alloc(pool_t, owner)
@@ -178,7 +178,7 @@ def _alloc_pool(k, pool_t, owner, count, init):
     return pool
 
 
-def _deques(k, iface, owner):
+def deques(k, iface, owner):
     """The two deques a ``submit_and_poll`` call passes, empty, owned by ``owner``."""
     t = iface.__methods__["submit_and_poll"].params[0].type
     return k.heap.alloc(t, owner), k.heap.alloc(t, owner)
@@ -203,15 +203,10 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
 
     def put_frame(i, buf):
         buf[:pkt_size] = frame
-    pool = _alloc_pool(k, PacketPool, owner, ring + 3 * MAX_BATCH, put_frame)
-    packets, collect = _deques(k, Net, owner)
-    if not tx:   # prime the RX ring (the device is not running yet)
-        for _ in range(ring // MAX_BATCH + 2):
-            hp.deque_splice(k.heap.k, pool, packets, owner, MAX_BATCH)
-            status, (_, packets, collect) = e.fn(k.heap.k, e.target, packets, collect,
-                                                 False)
-            if status != 0:
-                raise RuntimeError(f"{config}: priming the RX ring failed ({status})")
+    pool = alloc_pool(k, PacketPool, owner, ring + 3 * MAX_BATCH, put_frame)
+    packets, collect = deques(k, Net, owner)
+    if not tx:
+        packets, collect = prime_rx(k, e, pool, packets, collect, ring)
     done, calls, stolen = _timed_loop(k, e, step, dev, now_addr, lambda: _start(dev_obj),
                                       packets, collect, pool, tx, batch, seconds)
     stats = dev_obj.stats() if profile is not None else {"elapsed_cycles": int(dev_obj[_NOW]),
@@ -219,6 +214,17 @@ def run_net(driver_cls, config: str, tx: bool, batch: int, seconds: float,
     if tx and profile is not None:
         done = stats["tx_packets"]   # what reached the wire
     return Run.of(done, calls, stolen, stats, hz)
+
+
+def prime_rx(k, e, pool, packets, collect, ring: int):
+    """Fill the driver's RX ring from ``pool`` (the device is not running yet): the
+    two deques, back from the driver."""
+    for _ in range(ring // MAX_BATCH + 2):
+        hp.deque_splice(k.heap.k, pool, packets, e.runs_as, MAX_BATCH)
+        status, (_, packets, collect) = e.fn(k.heap.k, e.target, packets, collect, False)
+        if status != 0:
+            raise RuntimeError(f"{e.config}: priming the RX ring failed ({status})")
+    return packets, collect
 
 
 def _timed_loop(k, e, step, dev, now_addr, start, a, b, pool, flag, batch, seconds,
@@ -267,9 +273,9 @@ def run_blk(driver_cls, config: str, write: bool, batch: int, seconds: float,
 
     def number(i, req):
         req["block"] = i   # the requests first go out for blocks 0, 1, 2, ...
-    pool = _alloc_pool(k, RequestPool, owner, queue_depth, number)
+    pool = alloc_pool(k, RequestPool, owner, queue_depth, number)
     nblocks = e.driver.domain.impl.nblocks
-    submit, collect = _deques(k, NvmeBDev, owner)
+    submit, collect = deques(k, NvmeBDev, owner)
     done, calls, stolen = _timed_loop(k, e, nvme_step, ssd.mmio, ssd.mmio + 8 * NVME_NOW,
                               ssd.start_clock, submit, collect, pool, write, batch, seconds,
                               nblocks, queue_depth)
@@ -290,11 +296,22 @@ NATIVE_CDEF = {
     "spdk_nvme": """int spdk_nvme_run(void (*step)(int64_t), int64_t *clock, int64_t now_word,
         int64_t *regs, uint8_t *sq, uint8_t *cq, int64_t entries, int64_t *cid_req,
         uint8_t *data, int64_t *len, int64_t *free_req, int64_t depth, int64_t nblocks,
-        int write, int64_t batch, int64_t limit, int64_t max_gap, int64_t *out);"""}
-NATIVE_DATASHEET = {"dpdk_ixgbe": ixgbe_82599, "spdk_nvme": nvme_sheet}
-#: what a run's nonzero status means (dpdk_ixgbe.c: DPDK_BAD_FRAME)
+        int write, int64_t batch, int64_t limit, int64_t max_gap, int64_t *out);""",
+    "maglev": """int maglev_run(void (*step)(int64_t), int64_t *clock, int64_t now_word,
+        int64_t *regs, uint8_t *rx_desc, int64_t *rx_slot, uint8_t *tx_desc, int64_t *tx_slot,
+        int64_t ring, int64_t *pool, int64_t pool_free, int64_t buf_bytes, int32_t *lookup,
+        int64_t table_size, uint64_t *flows, int64_t flow_slots, uint64_t *backends,
+        int64_t *counters, int app, int64_t batch, int64_t limit, int64_t max_gap,
+        int64_t *out);
+        int64_t maglev_steer_cycles(uint8_t *trace, int64_t count, int64_t frame_bytes,
+        int64_t packets, uint8_t *bufs, int64_t stride, int64_t buf_bytes, int32_t *lookup,
+        int64_t table_size, uint64_t *flows, int64_t flow_slots, uint64_t *backends,
+        int64_t *counters, int64_t batch);"""}
+NATIVE_DATASHEET = {"dpdk_ixgbe": ixgbe_82599, "spdk_nvme": nvme_sheet, "maglev": ixgbe_82599}
+#: what a run's nonzero status means (ixgbe_pmd.h: PMD_BAD_FRAME)
 NATIVE_ERRORS = {"dpdk_ixgbe": {-1: "a frame longer than a packet buffer (bad IPv4 length)"},
                  "spdk_nvme": {}}
+NATIVE_ERRORS["maglev"] = NATIVE_ERRORS["dpdk_ixgbe"]
 BUF_STRIDE = 2048     # packet buffers this far apart: the heap's size class for an RRef's 1514
 
 
@@ -309,7 +326,7 @@ def native(name: str):
     return ffi, ffi.dlopen(str(so))
 
 
-def _set_up(driver_cls, role: str, device, **create_args):
+def set_up(driver_cls, role: str, device, **create_args):
     """The safe driver's own set-up of ``device`` (reset, rings or queues, enables, all
     through its registers; Python, untimed): the driver object, whose rings the C
     analog then drives. The C side never calls into it."""
@@ -320,7 +337,7 @@ def _set_up(driver_cls, role: str, device, **create_args):
     return proxy.domain.impl
 
 
-def _c_loop(name: str, step, dev_obj, now_word: int, seconds: float, *args):
+def c_loop(name: str, step, dev_obj, now_word: int, seconds: float, *args):
     """Start ``dev_obj``'s clock and run analog ``name``'s loop for ``seconds`` of device
     time, the device's registers first and ``args`` after them: (done, calls, stolen)."""
     ffi, lib = native(name)
@@ -347,12 +364,12 @@ def run_dpdk(tx: bool, batch: int, seconds: float, profile: str = "x520",
     holding the generator's frame, are numpy memory ``BUF_STRIDE`` bytes apart."""
     hz = tsc_hz()
     nic = Nic82599(nic_profile(profile), pkt_size, hz, rx_traffic=not tx)
-    driver = _set_up(Ixgbe, "net", nic, batch=batch, ring=ring)
+    driver = set_up(Ixgbe, "net", nic, batch=batch, ring=ring)
     bufs = np.zeros((ring + 3 * MAX_BATCH, BUF_STRIDE), np.uint8)
     bufs[:, :pkt_size] = udp_frame(pkt_size)
     pool = bufs.ctypes.data + BUF_STRIDE * np.arange(len(bufs), dtype=np.int64)
     slots = np.zeros((2, ring), np.int64)
-    done, calls, stolen = _c_loop("dpdk_ixgbe", nic_step, nic, NIC_NOW, seconds,
+    done, calls, stolen = c_loop("dpdk_ixgbe", nic_step, nic, NIC_NOW, seconds,
                                   driver.rx_ring, slots[0], driver.tx_ring, slots[1], ring,
                                   pool, len(pool), PKT_BUF, tx, batch)
     stats = nic.stats()
@@ -367,11 +384,11 @@ def run_spdk(write: bool, batch: int, seconds: float, profile: str = "p3700",
     nvme driver's I/O queue pair driven from C; ``queue_depth`` 4 KiB numpy buffers."""
     hz = tsc_hz()
     ssd = NvmeSsd(nvme_profile(profile), hz)
-    driver = _set_up(Nvme, "bdev", ssd, batch=batch, queue_entries=queue_entries)
+    driver = set_up(Nvme, "bdev", ssd, batch=batch, queue_entries=queue_entries)
     cid_req = np.zeros(queue_entries, np.int64)            # the request behind each command
     data = np.zeros((queue_depth, nvme_sheet.BSIZE), np.uint8)   # each request's buffer
     length, free = np.zeros((2, queue_depth), np.int64)    # what came back; requests not out
-    done, calls, stolen = _c_loop("spdk_nvme", nvme_step, ssd, NVME_NOW, seconds,
+    done, calls, stolen = c_loop("spdk_nvme", nvme_step, ssd, NVME_NOW, seconds,
                                   driver.sq, driver.cq, queue_entries, cid_req, data, length,
                                   free, queue_depth, driver.nblocks, write, batch)
     stats = ssd.stats()

@@ -45,7 +45,7 @@ from numba import njit
 from devices.nic import Nic82599, nic_step, udp_frame
 from devices.nvme import NvmeSsd, nvme_step
 from devices.profiles import nic_profile, nvme_profile
-from experiments._drivers import PacketPool, RequestPool, _alloc_pool, _deques, _recycle
+from experiments._drivers import PacketPool, RequestPool, alloc_pool, deques, recycle
 from redleaf_nb import configs
 from redleaf_nb.apps.rv6 import rv6_class
 from redleaf_nb.apps.rv6.layout import BSIZE, O_CREATE, O_RDWR, SEEK_SET, path_bytes
@@ -178,7 +178,7 @@ def _batched_loop(entry, step, k, target, dev, a, b, pool, flag, batch, calls):
         if status != 0:
             return status, i, a, b
         n, a, b = ret
-        _recycle(k, me, pool, b, a, batch)
+        recycle(k, me, pool, b, a, batch)
     return 0, calls, a, b
 
 
@@ -369,8 +369,8 @@ class Batched:
         self.child = k.heap.type_id(self.pool_t.child)
         self.iface = configs.ROLES[role][0]
         k.heap.h.calls[CURRENT] = entry.runs_as
-        self.pool = _alloc_pool(k, pool_t, entry.runs_as, count, init)
-        self.a, self.b = _deques(k, self.iface, entry.runs_as)
+        self.pool = alloc_pool(k, pool_t, entry.runs_as, count, init)
+        self.a, self.b = deques(k, self.iface, entry.runs_as)
         self.loop = _loop(_batched_loop, entry.type)
 
     def run(self, calls: int) -> dict:
@@ -384,7 +384,7 @@ class Batched:
         carried = 0
         if status != 0:   # the call's deques and what they held went down with it: reported
             carried = self.BATCH
-            self.a, self.b = _deques(k, self.iface, e.runs_as)
+            self.a, self.b = deques(k, self.iface, e.runs_as)
         after = _count_type(k.heap.k, self.child)
         gone = max(0, before - after - carried)
         # gone with no error to the program: silently dropped; gone when a call failed:

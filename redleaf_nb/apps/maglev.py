@@ -1,0 +1,349 @@
+"""Maglev: Google's consistent-hashing load balancer (Eisenbud et al., NSDI 2016), as
+safe domain code (the paper's Figure 9).
+
+Per packet: parse the Ethernet / IPv4 / UDP-or-TCP headers into the 5-tuple, look the
+flow up in the connection-tracking table (or insert it, with the backend the Maglev
+lookup table picks for its hash), rewrite the destination (MAC and IPv4 address, the
+header checksum updated) to that backend's, and pass the packet on to transmit.
+Malformed packets (non-IPv4, a bad IHL, shorter than their headers, not UDP/TCP) are
+dropped and counted.
+
+The lookup table (``M`` = 65537 entries, a prime) is filled from each live backend's
+permutation ``(offset + j * skip) mod M`` in turns, so every backend gets ``M/N``
+entries give or take one, and removing a backend moves little more than its own
+share (:func:`disruption` compares it with a hash-mod-N table).
+
+The application is linked into a domain (:meth:`Maglev.link`): its state, table,
+flow table and backends are regions the kernel grants that domain (indices from
+:data:`GRANT_BASE` on, clear of a driver's own), and its jitted functions pass the
+domain checker. The same algorithm, layout and hash in C (no isolation, the DPDK
+analog) are in ``experiments/native/maglev.c``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from redleaf_nb.interfaces.net import PKT_BUF, Packets
+from redleaf_nb.kernel import heap as hp
+from redleaf_nb.kernel.checker import check_function
+from redleaf_nb.kernel.domain import Kernel
+from redleaf_nb.kernel.types import exchangeable
+from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_matrix,
+                                     rref_array, state_type)
+
+JIT = dict(cache=True, boundscheck=True)
+TABLE_SIZE = 65537            # the Maglev paper's M (a prime)
+MAX_PROBE = 8                 # flow-table slots tried before the home slot is evicted
+GRANT_BASE = 8                # the app's regions in the domain it is linked into
+G_STATE, G_LOOKUP, G_FLOWS, G_BACKENDS = range(GRANT_BASE, GRANT_BASE + 4)
+IP, MAC, ALIVE = range(3)     # a backend's row
+BACKEND_BITS = 24             # a flow slot's second word: sport, dport, proto, backend + 1
+BACKEND_MASK = np.uint64((1 << BACKEND_BITS) - 1)
+COUNTERS = ("received", "forwarded", "dropped_not_ip", "dropped_bad_ihl", "dropped_short",
+            "dropped_not_l4", "dropped_tx_full", "flows_new", "flow_hits", "flows_moved",
+            "flows_evicted")
+STATE = state_type(**{c: np.int64 for c in COUNTERS})
+# drop reasons (negative results of _parse)
+NOT_IP, BAD_IHL, SHORT, NOT_L4 = -1, -2, -3, -4
+ETH, ETHERTYPE_IPV4, UDP, TCP = 14, 0x0800, 17, 6
+
+
+@njit(**JIT)
+def mix64(x):
+    """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit."""
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xC4CEB9FE1A85EC53)
+    x ^= x >> np.uint64(33)
+    return x
+
+
+@njit(**JIT)
+def flow_hash(addrs, ports):
+    """The hash of a 5-tuple packed as (src_ip << 32 | dst_ip, sport << 48 | dport << 32
+    | proto << 24)."""
+    return mix64(addrs ^ mix64(ports))
+
+
+@njit(**JIT)
+def _u16(pkt, i):
+    return (np.uint64(pkt[i]) << np.uint64(8)) | np.uint64(pkt[i + 1])
+
+
+@njit(**JIT)
+def _u32(pkt, i):
+    return (_u16(pkt, i) << np.uint64(16)) | _u16(pkt, i + 2)
+
+
+@njit(**JIT)
+def _parse(pkt):
+    """(0, addrs, ports) for a packet's 5-tuple, or (reason < 0, 0, 0) to drop it."""
+    none = np.uint64(0)
+    if _u16(pkt, 12) != ETHERTYPE_IPV4:
+        return NOT_IP, none, none
+    ihl = (np.int64(pkt[ETH]) & 0x0F) * 4
+    if pkt[ETH] >> 4 != 4 or ihl < 20:
+        return BAD_IHL, none, none
+    total = np.int64(_u16(pkt, ETH + 2))
+    if total < ihl + 4 or ETH + total > PKT_BUF:   # no room for the ports, or past the buffer
+        return SHORT, none, none
+    proto = pkt[ETH + 9]
+    if proto != UDP and proto != TCP:
+        return NOT_L4, none, none
+    l4 = ETH + ihl
+    ports = ((_u16(pkt, l4) << np.uint64(48)) | (_u16(pkt, l4 + 2) << np.uint64(32))
+             | (np.uint64(proto) << np.uint64(BACKEND_BITS)))
+    addrs = (_u32(pkt, ETH + 12) << np.uint64(32)) | _u32(pkt, ETH + 16)
+    return 0, addrs, ports
+
+
+@njit(**JIT)
+def _pick(lookup, h):
+    return np.int64(lookup[np.int64(h % np.uint64(lookup.shape[0]))])
+
+
+@njit(**JIT)
+def _backend(st, lookup, flows, backends, addrs, ports):
+    """The flow's backend: the one it has (if still alive), else the lookup table's."""
+    h = flow_hash(addrs, ports)
+    mask = np.uint64(flows.shape[0] - 1)   # a power of two (Maglev.__init__)
+    home = np.int64(h & mask)
+    for probe in range(MAX_PROBE):
+        j = np.int64((h + np.uint64(probe)) & mask)
+        tag = flows[j, 1]
+        if tag == 0:
+            b = _pick(lookup, h)
+            flows[j, 0], flows[j, 1] = addrs, ports | np.uint64(b + 1)
+            st.flows_new += 1
+            return b
+        if flows[j, 0] == addrs and (tag & ~BACKEND_MASK) == ports:
+            b = np.int64(tag & BACKEND_MASK) - 1
+            if backends[b, ALIVE] != 0:
+                st.flow_hits += 1
+                return b
+            b = _pick(lookup, h)   # its backend left: the flow moves, and stays moved
+            flows[j, 1] = ports | np.uint64(b + 1)
+            st.flows_moved += 1
+            return b
+    b = _pick(lookup, h)   # every slot near home is taken: the oldest flow there yields
+    flows[home, 0], flows[home, 1] = addrs, ports | np.uint64(b + 1)
+    st.flows_evicted += 1
+    return b
+
+
+@njit(**JIT)
+def _fold(s):
+    """A one's-complement sum folded to 16 bits."""
+    s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
+    return (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
+
+
+@njit(**JIT)
+def _rewrite(pkt, backends, b):
+    """Send the packet to backend ``b``: its MAC and IPv4 address as the destination, the
+    IPv4 header checksum updated for the new address (RFC 1624: HC' = ~(~HC + ~m + m'))."""
+    mac, ip = backends[b, MAC], backends[b, IP]
+    old = _u32(pkt, ETH + 16)
+    for i in range(6):
+        pkt[i] = (mac >> np.uint64(8 * (5 - i))) & np.uint64(0xFF)
+    for i in range(4):
+        pkt[ETH + 16 + i] = (ip >> np.uint64(8 * (3 - i))) & np.uint64(0xFF)
+    ffff = np.uint64(0xFFFF)
+    s = ((~_u16(pkt, ETH + 10) & ffff) + (~(old >> np.uint64(16)) & ffff) + (~old & ffff)
+         + (ip >> np.uint64(16)) + (ip & ffff))
+    s = ~_fold(s) & ffff
+    pkt[ETH + 10], pkt[ETH + 11] = s >> np.uint64(8), s & np.uint64(0xFF)
+
+
+@njit(**JIT)
+def _drop(st, reason):
+    if reason == NOT_IP:
+        st.dropped_not_ip += 1
+    elif reason == BAD_IHL:
+        st.dropped_bad_ihl += 1
+    elif reason == SHORT:
+        st.dropped_short += 1
+    else:
+        st.dropped_not_l4 += 1
+
+
+@njit(**JIT)
+def forward(k, me, rx, tx, spare):
+    """Steer every packet in deque ``rx`` to its backend and move it to ``tx``;
+    malformed ones (and any ``tx`` has no room for) go to ``spare``. The count moved to
+    ``tx``. ``me``: the domain the app is linked into (unused: its regions are found
+    through the running domain's grants)."""
+    st = own_array(k, G_STATE, STATE)[0]
+    lookup = own_array(k, G_LOOKUP, np.int32)
+    flows, backends = own_matrix(k, G_FLOWS, np.uint64), own_matrix(k, G_BACKENDS, np.uint64)
+    sent = 0
+    while True:
+        buf = deque_pop_front(k, rx)
+        if buf <= 0:
+            break
+        pkt = rref_array(k, buf, np.uint8, True)
+        st.received += 1
+        reason, addrs, ports = _parse(pkt)
+        if reason < 0:
+            _drop(st, reason)
+        else:
+            _rewrite(pkt, backends, _backend(st, lookup, flows, backends, addrs, ports))
+            if deque_push_back(k, tx, buf) == 0:
+                st.forwarded += 1
+                sent += 1
+                continue
+            st.dropped_tx_full += 1
+        deque_push_back(k, spare, buf)   # the pool has room for every buffer
+    return sent
+
+
+@njit(**JIT)
+def populate(k, me):
+    """Fill the lookup table from the live backends' permutations, in turns (the Maglev
+    paper's Algorithm 1); how many backends are live (0: the table is all -1)."""
+    lookup = own_array(k, G_LOOKUP, np.int32)
+    backends = own_matrix(k, G_BACKENDS, np.uint64)
+    m = lookup.shape[0]
+    live = np.nonzero(backends[:, ALIVE])[0]
+    lookup[:] = -1
+    if live.size == 0:
+        return 0
+    offset = np.empty(live.size, np.int64)
+    skip = np.empty(live.size, np.int64)
+    nxt = np.zeros(live.size, np.int64)
+    for j in range(live.size):
+        name = backends[live[j], IP]
+        offset[j] = np.int64(mix64(name ^ np.uint64(0x5BD1E995)) % np.uint64(m))
+        skip[j] = np.int64(mix64(name ^ np.uint64(0x27D4EB2F)) % np.uint64(m - 1)) + 1
+    filled = 0
+    while True:
+        for j in range(live.size):
+            c = (offset[j] + nxt[j] * skip[j]) % m
+            while lookup[c] >= 0:
+                nxt[j] += 1
+                c = (offset[j] + nxt[j] * skip[j]) % m
+            lookup[c] = live[j]
+            nxt[j] += 1
+            filled += 1
+            if filled == m:
+                return live.size
+
+
+APP_FUNCTIONS = (forward, populate)
+
+
+def backend_ip(i: int) -> int:
+    """Backend ``i``'s address: 10.1.0.0 + i + 1."""
+    return (10 << 24) | (1 << 16) | (i + 1)
+
+
+class Maglev:
+    """One Maglev instance: its tables (numpy memory the kernel grants the domain it is
+    linked into) and the Python-tier control plane (backends, rebuilds, counters).
+
+    ``flows`` is the number of connections to track: the flow table has the next
+    power of two at or above twice that many slots (16 bytes each)."""
+
+    name = "maglev"
+    forward = staticmethod(forward)   # the per-batch function a benchmark loop calls
+
+    def __init__(self, backends: int = 3, flows: int = 1 << 20, table_size: int = TABLE_SIZE):
+        if not 1 <= backends < (1 << BACKEND_BITS) - 1:
+            raise ValueError(f"maglev: backends={backends} out of range 1..{(1 << 24) - 2}")
+        if not 1 <= flows <= 1 << 26:
+            raise ValueError(f"maglev: flows={flows} out of range 1..{1 << 26}")
+        if table_size < 2 or any(table_size % p == 0 for p in range(2, int(table_size**.5) + 1)):
+            raise ValueError(f"maglev: table_size={table_size} must be a prime (the Maglev "
+                             "paper's M; 65537 by default)")
+        self.state = np.zeros(1, STATE)
+        self.lookup = np.full(table_size, -1, np.int32)
+        self.flows = np.zeros((1 << int(np.ceil(np.log2(2 * flows))), 2), np.uint64)
+        self.backends = np.zeros((backends, 3), np.uint64)
+        ids = np.arange(backends, dtype=np.uint64)
+        self.backends[:, IP] = np.uint64(backend_ip(0)) + ids
+        self.backends[:, MAC] = np.uint64(0x02_00_00_00_00_00) + ids
+        self.backends[:, ALIVE] = 1
+        self._home = None
+        self.rebuild()
+
+    def link(self, domain) -> None:
+        """Link the app into ``domain``: its regions become the domain's grants
+        ``GRANT_BASE`` .. ``GRANT_BASE + 3``; its functions pass the domain checker."""
+        for fn in APP_FUNCTIONS:
+            check_function(fn)
+        for index, region in ((G_STATE, self.state), (G_LOOKUP, self.lookup),
+                              (G_FLOWS, self.flows), (G_BACKENDS, self.backends)):
+            domain.grant(index, region)
+
+    def _domain(self):
+        """A small kernel of its own whose init domain runs the control plane."""
+        if self._home is None:
+            self._home = Kernel(heap_bytes=1 << 20, max_objects=1 << 10)
+            self.link(self._home.init)
+        return self._home.init
+
+    def rebuild(self) -> None:
+        """Refill the lookup table from the live backends (established flows keep theirs)."""
+        self._domain().run_jitted(populate)
+
+    def set_alive(self, backend: int, alive: bool) -> None:
+        """Take a backend out (its flows move on their next packet) or bring it back;
+        the lookup table is rebuilt."""
+        if not 0 <= backend < len(self.backends):
+            raise IndexError(f"maglev: backend {backend} out of range 0..{len(self.backends) - 1}")
+        self.backends[backend, ALIVE] = int(alive)
+        self.rebuild()
+
+    def c_tables(self, counters: np.ndarray) -> tuple:
+        """The C side's arguments (experiments/native/maglev.c): the same tables, and
+        ``counters`` (int64, in :data:`COUNTERS` order) of its own."""
+        return (self.lookup, len(self.lookup), self.flows, len(self.flows), self.backends,
+                counters)
+
+    def counters(self) -> dict:
+        return {c: int(self.state[c][0]) for c in COUNTERS}
+
+    def shares(self) -> np.ndarray:
+        """Lookup-table entries per backend."""
+        return np.bincount(self.lookup[self.lookup >= 0], minlength=len(self.backends))
+
+    def process(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Push frames through :func:`forward` (in the app's own kernel): each one's
+        rewritten bytes, or None where it was dropped. For tests and notebooks."""
+        dom = self._domain()
+        heap, me = self._home.heap, dom.id
+        deque_t = exchangeable(Packets)
+        rx, tx, spare = (heap.alloc(deque_t, me) for _ in range(3))
+        out = []
+        for frame in frames:
+            buf = heap.alloc(deque_t.child, me)
+            heap.view(buf, me, write=True)[:len(frame)] = frame
+            hp.deque_push_back(heap.k, rx, me, buf)
+            sent = dom.run_jitted(forward, rx, tx, spare)
+            buf = hp.deque_pop_front(heap.k, tx if sent else spare, me)
+            out.append(heap.view(buf, me)[:len(frame)].copy() if sent else None)
+            hp.free(heap.k, buf, me)
+        for dq in (rx, tx, spare):
+            hp.free(heap.k, dq, me)
+        return out
+
+
+def disruption(n: int, table_size: int = TABLE_SIZE, remove: int = 0) -> dict:
+    """The fraction of lookup-table entries that change backend when backend ``remove``
+    of ``n`` leaves, for Maglev and for a hash-mod-N table (entry j -> j mod N, then
+    the surviving N - 1 backends); the share the leaver had is the least any scheme
+    must move."""
+    if n < 2:
+        raise ValueError("disruption: needs at least 2 backends")
+    m = Maglev(n, flows=1, table_size=table_size)
+    before = m.lookup.copy()
+    m.set_alive(remove, False)
+    survivors = np.delete(np.arange(n), remove)
+    j = np.arange(table_size)
+    mod_before, mod_after = j % n, survivors[j % (n - 1)]
+    return {"backends": n, "maglev": float((before != m.lookup).mean()),
+            "hash_mod_n": float((mod_before != mod_after).mean()),
+            "leaver_share": float((before == remove).mean())}
+
