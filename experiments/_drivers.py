@@ -39,7 +39,7 @@ from devices.nvme import NOW as NVME_NOW
 from devices.nvme import NvmeSsd, nvme_step
 from devices.profiles import nic_profile, nvme_profile
 from redleaf_nb import configs
-from redleaf_nb.datasheets import ixgbe_82599
+from redleaf_nb.datasheets import ixgbe_82599, kvwire
 from redleaf_nb.datasheets import nvme as nvme_sheet
 from redleaf_nb.drivers.ixgbe import Ixgbe
 from redleaf_nb.drivers.nvme import Nvme
@@ -306,12 +306,19 @@ NATIVE_CDEF = {
         int64_t maglev_steer_cycles(uint8_t *trace, int64_t count, int64_t frame_bytes,
         int64_t packets, uint8_t *bufs, int64_t stride, int64_t buf_bytes, int32_t *lookup,
         int64_t table_size, uint64_t *flows, int64_t flow_slots, uint64_t *backends,
-        int64_t *counters, int64_t batch);"""}
-NATIVE_DATASHEET = {"dpdk_ixgbe": ixgbe_82599, "spdk_nvme": nvme_sheet, "maglev": ixgbe_82599}
+        int64_t *counters, int64_t batch);""",
+    "kvstore": """int kvstore_run(void (*step)(int64_t), int64_t *clock, int64_t now_word,
+        int64_t *regs, uint8_t *rx_desc, int64_t *rx_slot, uint8_t *tx_desc, int64_t *tx_slot,
+        int64_t ring, int64_t *pool, int64_t pool_free, int64_t buf_bytes, uint64_t *tags,
+        uint8_t *slots, int64_t entries, int64_t key_size, int64_t value_size,
+        int64_t *counters, int app, int64_t batch, int64_t limit, int64_t max_gap,
+        int64_t *out);"""}
+NATIVE_DATASHEET = {"dpdk_ixgbe": (ixgbe_82599,), "spdk_nvme": (nvme_sheet,),
+                    "maglev": (ixgbe_82599,), "kvstore": (ixgbe_82599, kvwire)}
 #: what a run's nonzero status means (ixgbe_pmd.h: PMD_BAD_FRAME)
 NATIVE_ERRORS = {"dpdk_ixgbe": {-1: "a frame longer than a packet buffer (bad IPv4 length)"},
                  "spdk_nvme": {}}
-NATIVE_ERRORS["maglev"] = NATIVE_ERRORS["dpdk_ixgbe"]
+NATIVE_ERRORS["maglev"] = NATIVE_ERRORS["kvstore"] = NATIVE_ERRORS["dpdk_ixgbe"]
 BUF_STRIDE = 2048     # packet buffers this far apart: the heap's size class for an RRef's 1514
 
 
@@ -322,7 +329,7 @@ def native(name: str):
     ffi = cffi.FFI()
     ffi.cdef(NATIVE_CDEF[name])
     so = build_shared(NATIVE / f"{name}.c", NATIVE_FLAGS,
-                      datasheet_headers(NATIVE_DATASHEET[name]))
+                      datasheet_headers(*NATIVE_DATASHEET[name]))
     return ffi, ffi.dlopen(str(so))
 
 

@@ -13,10 +13,8 @@ permutation ``(offset + j * skip) mod M`` in turns, so every backend gets ``M/N`
 entries give or take one, and removing a backend moves little more than its own
 share (:func:`disruption` compares it with a hash-mod-N table).
 
-The application is linked into a domain (:meth:`Maglev.link`): its state, table,
-flow table and backends are regions the kernel grants that domain (indices from
-:data:`GRANT_BASE` on, clear of a driver's own), and its jitted functions pass the
-domain checker. The same algorithm, layout and hash in C (no isolation, the DPDK
+The application is linked into a domain (``apps/netapp.py``): its state, lookup
+table, flow table and backends are regions the kernel grants that domain. The same algorithm, layout and hash in C (no isolation, the DPDK
 analog) are in ``experiments/native/maglev.c``.
 """
 from __future__ import annotations
@@ -24,18 +22,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from redleaf_nb.interfaces.net import PKT_BUF, Packets
-from redleaf_nb.kernel import heap as hp
-from redleaf_nb.kernel.checker import check_function
-from redleaf_nb.kernel.domain import Kernel
-from redleaf_nb.kernel.types import exchangeable
+from redleaf_nb.interfaces.net import PKT_BUF
 from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_matrix,
                                      rref_array, state_type)
+
+from .netapp import GRANT_BASE, NetApp
+from .packet import ETH, csum_replace, put16, put32, u16, u32
 
 JIT = dict(cache=True, boundscheck=True)
 TABLE_SIZE = 65537            # the Maglev paper's M (a prime)
 MAX_PROBE = 8                 # flow-table slots tried before the home slot is evicted
-GRANT_BASE = 8                # the app's regions in the domain it is linked into
 G_STATE, G_LOOKUP, G_FLOWS, G_BACKENDS = range(GRANT_BASE, GRANT_BASE + 4)
 IP, MAC, ALIVE = range(3)     # a backend's row
 BACKEND_BITS = 24             # a flow slot's second word: sport, dport, proto, backend + 1
@@ -46,7 +42,7 @@ COUNTERS = ("received", "forwarded", "dropped_not_ip", "dropped_bad_ihl", "dropp
 STATE = state_type(**{c: np.int64 for c in COUNTERS})
 # drop reasons (negative results of _parse)
 NOT_IP, BAD_IHL, SHORT, NOT_L4 = -1, -2, -3, -4
-ETH, ETHERTYPE_IPV4, UDP, TCP = 14, 0x0800, 17, 6
+ETHERTYPE_IPV4, UDP, TCP = 0x0800, 17, 6
 
 
 @njit(**JIT)
@@ -68,34 +64,24 @@ def flow_hash(addrs, ports):
 
 
 @njit(**JIT)
-def _u16(pkt, i):
-    return (np.uint64(pkt[i]) << np.uint64(8)) | np.uint64(pkt[i + 1])
-
-
-@njit(**JIT)
-def _u32(pkt, i):
-    return (_u16(pkt, i) << np.uint64(16)) | _u16(pkt, i + 2)
-
-
-@njit(**JIT)
 def _parse(pkt):
     """(0, addrs, ports) for a packet's 5-tuple, or (reason < 0, 0, 0) to drop it."""
     none = np.uint64(0)
-    if _u16(pkt, 12) != ETHERTYPE_IPV4:
+    if u16(pkt, 12) != ETHERTYPE_IPV4:
         return NOT_IP, none, none
     ihl = (np.int64(pkt[ETH]) & 0x0F) * 4
     if pkt[ETH] >> 4 != 4 or ihl < 20:
         return BAD_IHL, none, none
-    total = np.int64(_u16(pkt, ETH + 2))
+    total = np.int64(u16(pkt, ETH + 2))
     if total < ihl + 4 or ETH + total > PKT_BUF:   # no room for the ports, or past the buffer
         return SHORT, none, none
     proto = pkt[ETH + 9]
     if proto != UDP and proto != TCP:
         return NOT_L4, none, none
     l4 = ETH + ihl
-    ports = ((_u16(pkt, l4) << np.uint64(48)) | (_u16(pkt, l4 + 2) << np.uint64(32))
+    ports = ((u16(pkt, l4) << np.uint64(48)) | (u16(pkt, l4 + 2) << np.uint64(32))
              | (np.uint64(proto) << np.uint64(BACKEND_BITS)))
-    addrs = (_u32(pkt, ETH + 12) << np.uint64(32)) | _u32(pkt, ETH + 16)
+    addrs = (u32(pkt, ETH + 12) << np.uint64(32)) | u32(pkt, ETH + 16)
     return 0, addrs, ports
 
 
@@ -134,27 +120,15 @@ def _backend(st, lookup, flows, backends, addrs, ports):
 
 
 @njit(**JIT)
-def _fold(s):
-    """A one's-complement sum folded to 16 bits."""
-    s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
-    return (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
-
-
-@njit(**JIT)
 def _rewrite(pkt, backends, b):
     """Send the packet to backend ``b``: its MAC and IPv4 address as the destination, the
-    IPv4 header checksum updated for the new address (RFC 1624: HC' = ~(~HC + ~m + m'))."""
+    IPv4 header checksum updated for the new address."""
     mac, ip = backends[b, MAC], backends[b, IP]
-    old = _u32(pkt, ETH + 16)
-    for i in range(6):
-        pkt[i] = (mac >> np.uint64(8 * (5 - i))) & np.uint64(0xFF)
-    for i in range(4):
-        pkt[ETH + 16 + i] = (ip >> np.uint64(8 * (3 - i))) & np.uint64(0xFF)
-    ffff = np.uint64(0xFFFF)
-    s = ((~_u16(pkt, ETH + 10) & ffff) + (~(old >> np.uint64(16)) & ffff) + (~old & ffff)
-         + (ip >> np.uint64(16)) + (ip & ffff))
-    s = ~_fold(s) & ffff
-    pkt[ETH + 10], pkt[ETH + 11] = s >> np.uint64(8), s & np.uint64(0xFF)
+    put16(pkt, 0, mac >> np.uint64(32))
+    put32(pkt, 2, mac & np.uint64(0xFFFFFFFF))
+    old = u32(pkt, ETH + 16)
+    put32(pkt, ETH + 16, ip)
+    csum_replace(pkt, old, ip)
 
 
 @njit(**JIT)
@@ -231,15 +205,12 @@ def populate(k, me):
                 return live.size
 
 
-APP_FUNCTIONS = (forward, populate)
-
-
 def backend_ip(i: int) -> int:
     """Backend ``i``'s address: 10.1.0.0 + i + 1."""
     return (10 << 24) | (1 << 16) | (i + 1)
 
 
-class Maglev:
+class Maglev(NetApp):
     """One Maglev instance: its tables (numpy memory the kernel grants the domain it is
     linked into) and the Python-tier control plane (backends, rebuilds, counters).
 
@@ -247,7 +218,9 @@ class Maglev:
     power of two at or above twice that many slots (16 bytes each)."""
 
     name = "maglev"
-    forward = staticmethod(forward)   # the per-batch function a benchmark loop calls
+    functions = (forward, populate)   # what the checker checks
+    forward = staticmethod(forward)
+    COUNTERS = COUNTERS
 
     def __init__(self, backends: int = 3, flows: int = 1 << 20, table_size: int = TABLE_SIZE):
         if not 1 <= backends < (1 << BACKEND_BITS) - 1:
@@ -265,28 +238,15 @@ class Maglev:
         self.backends[:, IP] = np.uint64(backend_ip(0)) + ids
         self.backends[:, MAC] = np.uint64(0x02_00_00_00_00_00) + ids
         self.backends[:, ALIVE] = 1
-        self._home = None
         self.rebuild()
 
-    def link(self, domain) -> None:
-        """Link the app into ``domain``: its regions become the domain's grants
-        ``GRANT_BASE`` .. ``GRANT_BASE + 3``; its functions pass the domain checker."""
-        for fn in APP_FUNCTIONS:
-            check_function(fn)
-        for index, region in ((G_STATE, self.state), (G_LOOKUP, self.lookup),
-                              (G_FLOWS, self.flows), (G_BACKENDS, self.backends)):
-            domain.grant(index, region)
-
-    def _domain(self):
-        """A small kernel of its own whose init domain runs the control plane."""
-        if self._home is None:
-            self._home = Kernel(heap_bytes=1 << 20, max_objects=1 << 10)
-            self.link(self._home.init)
-        return self._home.init
+    def regions(self) -> dict[int, np.ndarray]:
+        return {G_STATE: self.state, G_LOOKUP: self.lookup, G_FLOWS: self.flows,
+                G_BACKENDS: self.backends}
 
     def rebuild(self) -> None:
         """Refill the lookup table from the live backends (established flows keep theirs)."""
-        self._domain().run_jitted(populate)
+        self.control().run_jitted(populate)
 
     def set_alive(self, backend: int, alive: bool) -> None:
         """Take a backend out (its flows move on their next packet) or bring it back;
@@ -302,32 +262,9 @@ class Maglev:
         return (self.lookup, len(self.lookup), self.flows, len(self.flows), self.backends,
                 counters)
 
-    def counters(self) -> dict:
-        return {c: int(self.state[c][0]) for c in COUNTERS}
-
     def shares(self) -> np.ndarray:
         """Lookup-table entries per backend."""
         return np.bincount(self.lookup[self.lookup >= 0], minlength=len(self.backends))
-
-    def process(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
-        """Push frames through :func:`forward` (in the app's own kernel): each one's
-        rewritten bytes, or None where it was dropped. For tests and notebooks."""
-        dom = self._domain()
-        heap, me = self._home.heap, dom.id
-        deque_t = exchangeable(Packets)
-        rx, tx, spare = (heap.alloc(deque_t, me) for _ in range(3))
-        out = []
-        for frame in frames:
-            buf = heap.alloc(deque_t.child, me)
-            heap.view(buf, me, write=True)[:len(frame)] = frame
-            hp.deque_push_back(heap.k, rx, me, buf)
-            sent = dom.run_jitted(forward, rx, tx, spare)
-            buf = hp.deque_pop_front(heap.k, tx if sent else spare, me)
-            out.append(heap.view(buf, me)[:len(frame)].copy() if sent else None)
-            hp.free(heap.k, buf, me)
-        for dq in (rx, tx, spare):
-            hp.free(heap.k, dq, me)
-        return out
 
 
 def disruption(n: int, table_size: int = TABLE_SIZE, remove: int = 0) -> dict:

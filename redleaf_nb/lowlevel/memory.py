@@ -12,6 +12,7 @@ import functools
 import numba
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 _I64 = ir.IntType(64)
@@ -60,6 +61,20 @@ def itemsize(typingctx, dtype):
         size = context.get_abi_sizeof(context.get_data_type(_element(signature.args[0])))
         return context.get_constant(types.int64, size)
     return types.int64(dtype), codegen
+
+
+@intrinsic
+def compare_bytes(typingctx, a, b, nbytes):
+    """libc ``memcmp`` of ``nbytes`` at addresses ``a`` and ``b``: 0 when they are equal.
+    A byte loop with bounds checks compares 64 bytes in about 100 cycles; this in a few."""
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(32), [i8p, i8p, _I64])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "memcmp")
+        r = builder.call(fn, [builder.inttoptr(args[0], i8p), builder.inttoptr(args[1], i8p),
+                              args[2]])
+        return builder.sext(r, _I64)
+    return types.int64(types.int64, types.int64, types.int64), codegen
 
 
 @intrinsic
