@@ -532,6 +532,50 @@ def _claim11(results, paper, checks):
                    Span(count, count, count), "0")
 
 
+# --- the applications: Maglev (Figure 9) and the key-value store (Figure 10) ------------
+
+def _maglev(p: dict, system: str, config: str) -> float:
+    return _paper_value(p, "maglev.csv", figure="fig9", system=system, config=config)
+
+
+@claim(12, "Maglev in safe code runs within about 25% of C",
+       "Maglev's host rate in redleaf-driver >= 0.75x its C side's (same algorithm, tables "
+       "and NIC rings, no isolation), both measured in the same rounds", "Figure 9",
+       ("maglev",), "notebooks/fig9_maglev.ipynb",
+       lambda p: f"redleaf-driver {_maglev(p, 'RedLeaf', 'redleaf-driver'):g} Mpps vs C on "
+                 f"DPDK {_maglev(p, 'C DPDK', 'batch 32'):g} Mpps (74%)")
+def _claim12(results, paper, checks):
+    rows = _rows(results["maglev"], "config")
+    ratio = Span.of(rows["redleaf-driver"], "host_rate") / Span.of(rows["C"], "host_rate")
+    checks.add("redleaf-driver / C (host rates)", at_least(ratio, 0.75), ratio, ">= 0.75")
+
+
+@claim(13, "Maglev's configurations keep the paper's order",
+       "host rates: redleaf-driver >= rv6-domain >= rv6-shadow, each at least 0.97x the next "
+       "beyond the spread (the paper: 7.2 > 5.3 > 5.1 Mpps)", "Figure 9", ("maglev",),
+       "notebooks/fig9_maglev.ipynb",
+       lambda p: " > ".join(f"{c} {_maglev(p, 'RedLeaf', c):g}"
+                            for c in ("redleaf-driver", "rv6-domain", "rv6-shadow")) + " Mpps")
+def _claim13(results, paper, checks):
+    rows = _rows(results["maglev"], "config")
+    _ordered(checks, "Maglev", rows, "host_rate",
+             (("redleaf-driver", "rv6-domain"), ("rv6-domain", "rv6-shadow")), 0.97)
+
+
+@claim(14, "The key-value store in safe code reaches 61-86% of C",
+       "at every table size and key/value size, the safe store's host rate (redleaf-driver) "
+       ">= 0.61x its C side's, both in the same rounds (the paper: 61-86%)", "Figure 10",
+       ("kvstore",), "notebooks/fig10_kvstore.ipynb",
+       lambda p: "61-86% of C on DPDK (85-94% with an unsafe typecast, not allowed in domains)")
+def _claim14(results, paper, checks):
+    df = results["kvstore"]
+    for (entries, kv), g in df.groupby(["entries", "kv"]):
+        rows = _rows(g, "config")
+        ratio = Span.of(rows["redleaf-driver"], "host_rate") / Span.of(rows["C"], "host_rate")
+        checks.add(f"{int(entries) >> 20}M {kv}: safe / C", at_least(ratio, 0.61), ratio,
+                   ">= 0.61")
+
+
 # --- judging, recording, showing -----------------------------------------------------
 
 def load_results(root: Path) -> dict[str, pd.DataFrame]:
