@@ -85,6 +85,22 @@ def campaign(activated=1.0, dropped=0, kinds=("panic", "corrupt", "hang", "wrong
     return pd.DataFrame(rows)
 
 
+def maglev(driver=7e6, rv6=(6.9e6, 6.8e6), c=9e6, spread=SPREAD):
+    host = {"redleaf-driver": driver, "rv6-domain": rv6[0], "rv6-shadow": rv6[1], "C": c}
+    return pd.DataFrame([{"config": k, **span_cols("host_rate", v, spread)}
+                         for k, v in host.items()])
+
+
+def kvstore(ratio=0.7, spread=SPREAD):
+    rows = []
+    for entries in (1 << 20, 1 << 24):
+        for kv in ("<8B,8B>", "<16B,64B>"):
+            for config, v in (("redleaf-driver", ratio * 1e6), ("C", 1e6)):
+                rows.append({"config": config, "entries": entries, "kv": kv,
+                             **span_cols("host_rate", v, spread)})
+    return pd.DataFrame(rows)
+
+
 def verdict(number, **results):
     claim = next(c for c in C.CLAIMS if c.number == number)
     return claim.verdict(results, PAPER)
@@ -138,6 +154,15 @@ CASES = [
     (11, dict(fault_campaign=campaign()), C.HOLDS),
     (11, dict(fault_campaign=campaign(dropped=3)), C.FAILS),
     (11, dict(fault_campaign=campaign(activated=0.3)), C.INCONCLUSIVE),
+    (12, dict(maglev=maglev(driver=7e6)), C.HOLDS),
+    (12, dict(maglev=maglev(driver=4e6)), C.FAILS),
+    (12, dict(maglev=maglev(driver=6.75e6, spread=0.05)), C.INCONCLUSIVE),
+    (13, dict(maglev=maglev(rv6=(6e6, 5.8e6))), C.HOLDS),
+    (13, dict(maglev=maglev(rv6=(7.5e6, 5.8e6))), C.FAILS),
+    (13, dict(maglev=maglev(rv6=(7.2e6, 7.0e6), spread=0.03)), C.INCONCLUSIVE),
+    (14, dict(kvstore=kvstore(0.7)), C.HOLDS),
+    (14, dict(kvstore=kvstore(0.4)), C.FAILS),
+    (14, dict(kvstore=kvstore(0.61, spread=0.05)), C.INCONCLUSIVE),
 ]
 
 
@@ -152,7 +177,7 @@ def test_every_claim_reaches_every_verdict(number, results, expected):
 
 def test_every_claim_has_three_verdict_cases():
     reached = {(n, v) for n, _, v in CASES}
-    assert {c.number for c in C.CLAIMS} == set(range(1, 12))
+    assert {c.number for c in C.CLAIMS} == set(range(1, 15))
     assert reached == {(c.number, v) for c in C.CLAIMS
                        for v in (C.HOLDS, C.FAILS, C.INCONCLUSIVE)} - {(9, C.INCONCLUSIVE)}
 
