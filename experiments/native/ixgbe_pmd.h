@@ -120,4 +120,50 @@ static inline struct queue tx_queue(uint8_t *desc, int64_t *slot, int64_t n, con
     struct queue q = {.desc = desc, .slot = slot, .n = n, .head = regs[TDH], .tail = regs[TDT]};
     return q;
 }
+
+/* What an application does with one packet: 1 to send it (changed in place), 0 to drop it. */
+typedef int (*packet_fn)(void *app, uint8_t *pkt);
+
+enum { MAX_BURST = 64 };
+
+/* The applications' benchmark loop: receive a burst, hand each packet to handle (NULL:
+   send every packet back out unchanged, the bare forwarding cost), transmit what it
+   keeps, reap and refill, until the device clock (as dpdk_ixgbe_run's) reaches limit.
+   *tx_full counts packets kept that found no room on the TX ring. out: OUT_DONE packets
+   queued for TX, OUT_CALLS bursts, OUT_STOLEN cycles. */
+static inline int pmd_app_loop(step_fn step, int64_t *clock, int64_t now_word, int64_t *regs,
+                               uint8_t *rx_desc, int64_t *rx_slot, uint8_t *tx_desc,
+                               int64_t *tx_slot, int64_t ring, int64_t *pool, int64_t pool_free,
+                               int64_t buf_bytes, packet_fn handle, void *app, int64_t batch,
+                               int64_t limit, int64_t max_gap, int64_t *tx_full, int64_t *out) {
+    struct queue rxq = rx_queue(rx_desc, rx_slot, ring, regs);
+    struct queue txq = tx_queue(tx_desc, tx_slot, ring, regs);
+    struct mempool p = {.buf = pool, .free = pool_free};
+    int64_t burst[MAX_BURST], done = 0, calls = 0;
+    if (batch > MAX_BURST)
+        batch = MAX_BURST;
+    rx_refill(&rxq, &p, regs);
+    struct poll_clock c = poll_start(step, clock, now_word, limit, max_gap);
+    while (poll_tick(&c)) {
+        int64_t n = rx_burst(&rxq, burst, batch), keep = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (!handle || handle(app, (uint8_t *)burst[i]))
+                burst[keep++] = burst[i];
+            else
+                p.buf[p.free++] = burst[i];
+        }
+        tx_reap(&txq, &p, batch);
+        int64_t sent = tx_burst(&txq, burst, keep, buf_bytes, regs);
+        if (sent < 0)
+            return (int)sent;
+        *tx_full += keep - sent;
+        for (int64_t i = sent; i < keep; i++)
+            p.buf[p.free++] = burst[i];
+        rx_refill(&rxq, &p, regs);
+        done += sent;
+        calls++;
+    }
+    poll_finish(&c, done, calls, out);
+    return PMD_OK;
+}
 #endif

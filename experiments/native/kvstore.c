@@ -12,7 +12,7 @@
 #include "ixgbe_pmd.h"
 #include "redleaf_nb/datasheets/kvwire.h"
 
-enum { ETH = 14, MAX_PROBE = 64, MAX_BURST = 64, NOT_KV = -1, BAD = -2 };
+enum { ETH = 14, MAX_PROBE = 64, NOT_KV = -1, BAD = -2 };
 /* the counters, in kvstore.py's COUNTERS order */
 enum { REQUESTS, GETS, SETS, HITS, MISSES, STORED, FULL, BAD_REQUESTS, NOT_KV_PACKETS,
        DROPPED_TX_FULL };
@@ -156,43 +156,18 @@ static inline int serve_one(struct table *t, uint8_t *pkt) {
     return 1;
 }
 
-/* Receive a burst, answer each request in place (app != 0; else send each packet back
-   unchanged: the bare forwarding cost), transmit the replies, until the device clock
-   reaches limit; rings and pool as dpdk_ixgbe_run's. out: as maglev_run's. */
+static int serve_packet(void *t, uint8_t *pkt) { return serve_one(t, pkt); }
+
+/* The benchmark loop of ixgbe_pmd.h with the store answering each request in place (app
+   != 0; else packets go back unchanged); rings and pool as dpdk_ixgbe_run's. */
 int kvstore_run(step_fn step, int64_t *clock, int64_t now_word, int64_t *regs,
                 uint8_t *rx_desc, int64_t *rx_slot, uint8_t *tx_desc, int64_t *tx_slot,
                 int64_t ring, int64_t *pool, int64_t pool_free, int64_t buf_bytes,
                 uint64_t *tags, uint8_t *slots, int64_t entries, int64_t key_size,
                 int64_t value_size, int64_t *counters, int app,
                 int64_t batch, int64_t limit, int64_t max_gap, int64_t *out) {
-    struct queue rxq = rx_queue(rx_desc, rx_slot, ring, regs);
-    struct queue txq = tx_queue(tx_desc, tx_slot, ring, regs);
-    struct mempool p = {.buf = pool, .free = pool_free};
     struct table t = {tags, slots, entries, key_size, value_size, counters};
-    int64_t burst[MAX_BURST], done = 0, calls = 0;
-    if (batch > MAX_BURST)
-        batch = MAX_BURST;
-    rx_refill(&rxq, &p, regs);
-    struct poll_clock c = poll_start(step, clock, now_word, limit, max_gap);
-    while (poll_tick(&c)) {
-        int64_t n = rx_burst(&rxq, burst, batch), keep = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (!app || serve_one(&t, (uint8_t *)burst[i]))
-                burst[keep++] = burst[i];
-            else
-                p.buf[p.free++] = burst[i];
-        }
-        tx_reap(&txq, &p, batch);
-        int64_t sent = tx_burst(&txq, burst, keep, buf_bytes, regs);
-        if (sent < 0)
-            return (int)sent;
-        counters[DROPPED_TX_FULL] += keep - sent;
-        for (int64_t i = sent; i < keep; i++)
-            p.buf[p.free++] = burst[i];
-        rx_refill(&rxq, &p, regs);
-        done += sent;
-        calls++;
-    }
-    poll_finish(&c, done, calls, out);
-    return PMD_OK;
+    return pmd_app_loop(step, clock, now_word, regs, rx_desc, rx_slot, tx_desc, tx_slot, ring,
+                        pool, pool_free, buf_bytes, app ? serve_packet : 0, &t, batch, limit,
+                        max_gap, &counters[DROPPED_TX_FULL], out);
 }

@@ -13,7 +13,7 @@
 #include "ixgbe_pmd.h"
 
 enum { ETH = 14, ETHERTYPE_IPV4 = 0x0800, UDP = 17, TCP = 6, MAX_PROBE = 8,
-       BACKEND_BITS = 24, MAX_BURST = 64 };
+       BACKEND_BITS = 24 };
 enum { IP, MAC, ALIVE, BACKEND_WORDS };
 /* the counters, in maglev.py's COUNTERS order */
 enum { RECEIVED, FORWARDED, DROPPED_NOT_IP, DROPPED_BAD_IHL, DROPPED_SHORT, DROPPED_NOT_L4,
@@ -27,6 +27,7 @@ struct maglev {
     int64_t flow_slots;       /* a power of two */
     const uint64_t *backends; /* rows of BACKEND_WORDS */
     int64_t *counters;
+    int64_t buf_bytes;        /* a packet buffer's size: no frame may claim more */
 };
 
 static inline uint64_t mix64(uint64_t x) {
@@ -128,47 +129,22 @@ static inline int steer(struct maglev *m, uint8_t *pkt, int64_t buf_bytes) {
     return 1;
 }
 
-/* Receive a burst, steer each packet (app != 0; else forward it unchanged: the bare
-   forwarding cost), transmit what is steered, until the device clock reaches limit;
-   rings and pool as dpdk_ixgbe_run's. out: OUT_DONE packets queued for TX, OUT_CALLS
-   bursts, OUT_STOLEN cycles. */
+static int steer_packet(void *m, uint8_t *pkt) { return steer(m, pkt, ((struct maglev *)m)->buf_bytes); }
+
+/* The benchmark loop of ixgbe_pmd.h with Maglev steering each packet (app != 0; else
+   packets pass unchanged); rings and pool as dpdk_ixgbe_run's. */
 int maglev_run(step_fn step, int64_t *clock, int64_t now_word, int64_t *regs,
                uint8_t *rx_desc, int64_t *rx_slot, uint8_t *tx_desc, int64_t *tx_slot,
                int64_t ring, int64_t *pool, int64_t pool_free, int64_t buf_bytes,
                const int32_t *lookup, int64_t table_size, uint64_t *flows, int64_t flow_slots,
                const uint64_t *backends, int64_t *counters, int app,
                int64_t batch, int64_t limit, int64_t max_gap, int64_t *out) {
-    struct queue rxq = rx_queue(rx_desc, rx_slot, ring, regs);
-    struct queue txq = tx_queue(tx_desc, tx_slot, ring, regs);
-    struct mempool p = {.buf = pool, .free = pool_free};
-    struct maglev m = {lookup, table_size, flows, flow_slots, backends, counters};
-    int64_t burst[MAX_BURST], done = 0, calls = 0;
-    if (batch > MAX_BURST)
-        batch = MAX_BURST;
-    rx_refill(&rxq, &p, regs);
-    struct poll_clock c = poll_start(step, clock, now_word, limit, max_gap);
-    while (poll_tick(&c)) {
-        int64_t n = rx_burst(&rxq, burst, batch), keep = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (!app || steer(&m, (uint8_t *)burst[i], buf_bytes))
-                burst[keep++] = burst[i];
-            else
-                p.buf[p.free++] = burst[i];
-        }
-        tx_reap(&txq, &p, batch);
-        int64_t sent = tx_burst(&txq, burst, keep, buf_bytes, regs);
-        if (sent < 0)
-            return (int)sent;
-        counters[FORWARDED] += sent;
-        counters[DROPPED_TX_FULL] += keep - sent;
-        for (int64_t i = sent; i < keep; i++)
-            p.buf[p.free++] = burst[i];
-        rx_refill(&rxq, &p, regs);
-        done += sent;
-        calls++;
-    }
-    poll_finish(&c, done, calls, out);
-    return PMD_OK;
+    struct maglev m = {lookup, table_size, flows, flow_slots, backends, counters, buf_bytes};
+    int status = pmd_app_loop(step, clock, now_word, regs, rx_desc, rx_slot, tx_desc, tx_slot,
+                              ring, pool, pool_free, buf_bytes, app ? steer_packet : 0, &m,
+                              batch, limit, max_gap, &counters[DROPPED_TX_FULL], out);
+    counters[FORWARDED] += out[OUT_DONE];
+    return status;
 }
 
 /* The standalone microbenchmark: steer `count` frames of `frame_bytes` (trace rows, in
@@ -180,7 +156,7 @@ int64_t maglev_steer_cycles(const uint8_t *trace, int64_t count, int64_t frame_b
                             const int32_t *lookup, int64_t table_size, uint64_t *flows,
                             int64_t flow_slots, const uint64_t *backends, int64_t *counters,
                             int64_t batch) {
-    struct maglev m = {lookup, table_size, flows, flow_slots, backends, counters};
+    struct maglev m = {lookup, table_size, flows, flow_slots, backends, counters, buf_bytes};
     int64_t cycles = 0, row = 0;
     for (int64_t done = 0; done < packets; done += batch) {
         for (int64_t i = 0; i < batch; i++) {
