@@ -213,3 +213,84 @@ def test_an_app_runs_in_every_configuration_and_leaks_nothing(config):
     m = mg.Maglev(3, flows=1024)
     r = run_app(m, config, 32, 0.002, flow_frames(1024, 2048), profile="x520")
     assert r.done > 100 and m.counters()["forwarded"] >= r.done
+
+
+# --- the general data model (kvdata) -------------------------------------------------
+
+from redleaf_nb.apps import kvdata as kd   # noqa: E402
+from redleaf_nb.kernel.domain import Kernel   # noqa: E402
+from redleaf_nb.kernel.heap import HeapExhausted   # noqa: E402
+
+
+@pytest.fixture
+def store():
+    now = [1.7e9]   # a Unix time: exptimes over 30 days are absolute
+    s = kd.KvData(clock=lambda: now[0])
+    s.now = now
+    return s
+
+
+def test_set_get_flags_and_unique_cas_ids(store):
+    assert store.set(b"k", b"v1", flags=7) == kd.STORED
+    v, flags, cas1 = store.get(b"k")
+    assert (v, flags) == (b"v1", 7)
+    store.set(b"k", b"v2")
+    assert store.get(b"k")[2] > cas1 and store.get(b"missing") is None
+
+
+def test_add_replace_and_cas_follow_memcached(store):
+    assert store.replace(b"k", b"x") == kd.NOT_STORED and store.add(b"k", b"a") == kd.STORED
+    assert store.add(b"k", b"b") == kd.NOT_STORED and store.replace(b"k", b"c") == kd.STORED
+    _, _, cas = store.get(b"k")
+    assert store.cas(b"k", b"d", cas) == kd.STORED
+    assert store.cas(b"k", b"e", cas) == kd.EXISTS and store.get(b"k")[0] == b"d"
+    assert store.cas(b"nope", b"e", 1) == kd.NOT_FOUND
+
+
+def test_expiry_relative_absolute_and_negative(store):
+    store.set(b"rel", b"1", exptime=10)
+    store.set(b"abs", b"2", exptime=int(store.now[0]) + 100)
+    store.set(b"never", b"3")
+    store.set(b"gone", b"4", exptime=-1)
+    assert store.get(b"gone") is None
+    store.now[0] += 11
+    assert store.get(b"rel") is None and store.get(b"abs")[0] == b"2"
+    store.now[0] += 100
+    assert store.sweep() == 1 and store.get(b"never")[0] == b"3" and len(store) == 1
+
+
+def test_append_and_prepend_grow_across_size_classes_and_free_what_they_leave(store):
+    heap = store.kernel.heap
+    store.set(b"k", b"m" * 60)
+    expect = b"m" * 60
+    for i in range(12):          # 60 bytes -> past 64, 128 ... 64 KiB
+        chunk = bytes([65 + i]) * (1 << i) * 20
+        store.append(b"k", chunk) if i % 2 else store.prepend(b"k", chunk)
+        expect = expect + chunk if i % 2 else chunk + expect
+        assert store.get(b"k")[0] == expect
+        assert heap.live_bytes == store.heap_bytes   # the old objects were freed
+    assert store.append(b"missing", b"x") == kd.NOT_STORED
+
+
+def test_the_limits_are_clear_errors(store):
+    assert store.set(b"k" * 250, b"v") == kd.STORED
+    with pytest.raises(ValueError, match="key of 251 bytes, must be 1..250"):
+        store.set(b"k" * 251, b"v")
+    with pytest.raises(ValueError, match="space or control character"):
+        store.set(b"a key", b"v")
+    assert store.set(b"big", bytes(kd.MAX_VALUE)) == kd.STORED
+    with pytest.raises(ValueError, match="larger than the item limit"):
+        store.set(b"k", bytes(kd.MAX_VALUE + 1))
+    with pytest.raises(ValueError, match="would grow to"):
+        store.append(b"big", b"x")
+
+
+def test_a_full_heap_refuses_the_change_and_keeps_the_old_value():
+    s = kd.KvData(Kernel(heap_bytes=1 << 20, max_objects=64))
+    s.set(b"k", b"old")
+    with pytest.raises(HeapExhausted):
+        s.set(b"k", bytes(kd.MAX_VALUE))
+    assert s.get(b"k")[0] == b"old"
+    s.kernel.heap.check_invariants()
+    s.flush_all()
+    assert s.kernel.heap.live_bytes == 0 and len(s) == 0

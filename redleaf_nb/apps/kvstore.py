@@ -15,8 +15,8 @@ arrays, no packets), the wire format (``_request``/``_reply``: headers, no table
 and ``serve``, the per-batch function that joins them. The C side
 (``experiments/native/kvstore.c``) has the same functions on the same tables.
 
-Not here yet: the general data model the memcached front needs (keys up to 250 bytes,
-values up to 1 MiB in the exchange heap, flags, CAS, expiry, append/prepend).
+The general data model (keys up to 250 bytes, values up to 1 MiB in the exchange
+heap, flags, CAS, expiry, append/prepend) is :mod:`redleaf_nb.apps.kvdata`.
 """
 from __future__ import annotations
 
