@@ -67,8 +67,43 @@ def test_compiled_without_bounds_checking_is_refused():
     assert "test_checker" in msg and "line" in msg   # names the module and line
 
 
-def test_inline_always_is_refused():
-    refused(njit(boundscheck=True, inline="always")(safe_get.py_func), "inline='always'")
+def test_inline_always_is_refused_on_an_entry_point():
+    refused(njit(boundscheck=True, inline="always")(safe_get.py_func),
+            "inline='always' on a domain entry point")
+
+
+@njit(boundscheck=True, inline="always")
+def _inlined_get(a, i):
+    return a[i]
+
+
+@njit(boundscheck=False, inline="always")
+def _inlined_get_unchecked(a, i):
+    return a[i]
+
+
+def test_an_inlined_helper_is_accepted_and_keeps_its_callers_bounds_checks():
+    """A helper inlined into a domain function is compiled with the caller's bounds
+    checks (even one that asks for none): an index out of range is still a panic."""
+    @njit(boundscheck=True)
+    def get(k, state, x):
+        return np.uint32(_inlined_get(np.arange(4, dtype=np.uint32), x))
+    domain_with(get, "get")                       # accepted
+    with pytest.raises(IndexError):
+        get(0, 0, np.uint32(10))
+
+    @njit(boundscheck=True)
+    def get_via_unchecked(k, state, x):
+        return np.uint32(_inlined_get_unchecked(np.arange(4, dtype=np.uint32), x))
+    with pytest.raises(IndexError):               # the caller's checks, not its own
+        get_via_unchecked(0, 0, np.uint32(10))
+    refused(get_via_unchecked, "without bounds checking")   # still refused: say it
+    cost_model = njit(boundscheck=True, inline=lambda *a: True)(lambda a, i: a[i])
+
+    @njit(boundscheck=True)
+    def get_via_cost_model(k, state, x):
+        return np.uint32(cost_model(np.arange(4, dtype=np.uint32), x))
+    refused(get_via_cost_model, "a cost model decides")
 
 
 def test_objmode_is_refused():

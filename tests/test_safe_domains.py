@@ -117,3 +117,58 @@ def test_a_domain_state_of_bare_words_is_refused_at_create():
     with pytest.raises(DomainCreateError, match="record array of one element.*ndarray int64"):
         k.create("words", cls)
     assert k.domains().state.tolist() == ["alive", "crashed"]    # init, and words reclaimed
+
+
+# --- deque items in place, and a pop with the DMA address -----------------------------
+
+@njit(boundscheck=True)
+def _write_item(k, state, dq, i, value):
+    views.deque_item(k, dq, i)[0] = value
+    return 0
+
+
+@njit(boundscheck=True)
+def _pop_dma(k, state, dq):
+    h, address, data = views.deque_pop_dma(k, dq, np.uint8)
+    return h, address, data.size
+
+
+def _deque_of(k, owner, n):
+    from redleaf_nb.interfaces.net import Packets
+    from redleaf_nb.kernel import heap as hp
+    from redleaf_nb.kernel.types import exchangeable
+    t = exchangeable(Packets)
+    dq = k.heap.alloc(t, owner)
+    items = [k.heap.alloc(t.child, owner) for _ in range(n)]
+    for h in items:
+        assert hp.deque_push_back(k.heap.k, dq, owner, h) == 0
+    return dq, items
+
+
+def test_deque_item_writes_in_place_and_refuses_bad_indices_and_foreign_deques():
+    from redleaf_nb.kernel import heap as hp
+    k = Kernel(heap_bytes=1 << 20, max_objects=64)
+    me = k.init.id
+    dq, items = _deque_of(k, me, 3)
+    k.init.run_jitted(_write_item, dq, 1, 77)
+    assert hp.deque_pop_front(k.heap.k, dq, me) > 0
+    second = hp.deque_pop_front(k.heap.k, dq, me)
+    assert k.heap.view(second, me)[0] == 77
+    for bad in (1, -1):                       # one item is left: index 1 and -1 are out
+        with pytest.raises(IndexError, match="deque item"):
+            k.init.run_jitted(_write_item, dq, bad, 1)
+    other = k.create("other", DomC)
+    with pytest.raises(IndexError, match="deque item"):   # not the running domain's deque
+        other.domain.run_jitted(_write_item, dq, 0, 1)
+    k.heap.check_invariants()
+
+
+def test_deque_pop_dma_gives_the_address_rref_dma_would_and_zero_when_empty():
+    k = Kernel(heap_bytes=1 << 20, max_objects=64)
+    me = k.init.id
+    dq, items = _deque_of(k, me, 1)
+    h, address, size = k.init.run_jitted(_pop_dma, dq)
+    assert h > 0 and size == 1514
+    assert address == k.heap.h.arena.ctypes.data + k.heap.h.meta[h & 0xFFFFFFFF, 4]
+    k.heap.view(h, me, write=True)[0] = 5     # now the caller's
+    assert k.init.run_jitted(_pop_dma, dq) == (0, 0, 0)

@@ -26,13 +26,12 @@ from numba import njit
 from redleaf_nb.datasheets.kvwire import (KV_HEADER_BYTES, KV_KEY, KV_KLEN, KV_OP, KV_PORT,
                                           KV_STATUS, KV_VLEN, OP_GET, OP_SET, ST_BAD, ST_FULL,
                                           ST_MISS, ST_OK, UDP_LEN)
-from redleaf_nb.kernel.views import (copy_into, deque_pop_front, deque_push_back, own_array,
-                                     own_matrix, rref_array, same_bytes, state_type)
+from redleaf_nb.kernel.views import (copy_into, deque_item, deque_len, own_array, own_matrix,
+                                     same_bytes, state_type)
 
 from .netapp import GRANT_BASE, NetApp
-from .packet import ETH, csum_replace, put16, u16, u32
+from .packet import ETH, HELPER, JIT, csum_replace, pass_on, put16, u16, u32
 
-JIT = dict(cache=True, boundscheck=True)
 MAX_PROBE = 64          # slots a key may be from its hash
 KEY_VALUE_SIZES = ((8, 8), (16, 64), (64, 64))   # the paper's <key, value> sizes
 G_STATE, G_TAGS, G_SLOTS = range(GRANT_BASE, GRANT_BASE + 3)
@@ -43,7 +42,7 @@ NOT_KV, BAD = -1, -2     # what _request finds wrong
 FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def fnv1a(key):
     """FNV-1a, 64-bit, of a key's bytes."""
     h = FNV_OFFSET
@@ -54,7 +53,7 @@ def fnv1a(key):
 
 # --- the table: byte arrays in, rows out; nothing of packets -------------------------
 
-@njit(**JIT)
+@njit(**HELPER)
 def table_find(tags, slots, key, h):
     """(the row holding ``key``, or -1; the first free row on its probe path, or -1)."""
     mask = np.uint64(tags.shape[0] - 1)   # a power of two (KvStore.__init__)
@@ -69,7 +68,7 @@ def table_find(tags, slots, key, h):
     return -1, -1
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def table_set(tags, slots, key, value, h):
     """Store ``value`` under ``key`` (new or overwritten): its row, or -1 if full."""
     row, free = table_find(tags, slots, key, h)
@@ -85,7 +84,7 @@ def table_set(tags, slots, key, value, h):
 
 # --- the wire format: headers in, headers out; nothing of the table ------------------
 
-@njit(**JIT)
+@njit(**HELPER)
 def _request(pkt, key_size, value_size):
     """The op of a well-formed request of this table's sizes; NOT_KV for a packet that is
     not a request to the store (not IPv4/UDP to KV_PORT, or IP options); BAD for one
@@ -102,13 +101,13 @@ def _request(pkt, key_size, value_size):
     return BAD
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _swap(pkt, a, b, n):
     for i in range(n):
         pkt[a + i], pkt[b + i] = pkt[b + i], pkt[a + i]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _reply(pkt, status, key_size, value_size):
     """Turn the request in ``pkt`` into its reply: back to the sender, ``status`` set,
     the key kept, ``value_size`` bytes of value after it (already written)."""
@@ -127,7 +126,7 @@ def _reply(pkt, status, key_size, value_size):
 
 # --- the two joined ----------------------------------------------------------------
 
-@njit(**JIT)
+@njit(**HELPER)
 def _serve_one(st, tags, slots, pkt):
     """Answer one request in place; False if the packet is not a request to the store."""
     ks, vs = st.key_size, st.value_size
@@ -170,21 +169,17 @@ def serve(k, me, rx, tx, spare):
     The count of replies."""
     st = own_array(k, G_STATE, STATE)[0]
     tags, slots = own_array(k, G_TAGS, np.uint64), own_matrix(k, G_SLOTS, np.uint8)
-    sent = 0
-    while True:
-        buf = deque_pop_front(k, rx)
-        if buf <= 0:
-            break
-        if _serve_one(st, tags, slots, rref_array(k, buf, np.uint8, True)):
-            if deque_push_back(k, tx, buf) == 0:
-                sent += 1
-                continue
-            st.dropped_tx_full += 1
-        deque_push_back(k, spare, buf)
+    keep = np.empty(deque_len(k, rx), np.bool_)
+    kept = 0
+    for i in range(keep.size):
+        keep[i] = _serve_one(st, tags, slots, deque_item(k, rx, i))
+        kept += keep[i]
+    sent, full = pass_on(k, rx, tx, spare, keep, kept)
+    st.dropped_tx_full += full
     return sent
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def bench_pair(i, key, value):
     """Benchmark pair ``i``: the key is ``i`` in 8 little-endian bytes, then bytes j & 0xFF;
     the value's byte j is (i + j) & 0xFF (devices/traffic.py builds the same)."""

@@ -23,13 +23,11 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.net import PKT_BUF
-from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, own_array, own_matrix,
-                                     rref_array, state_type)
+from redleaf_nb.kernel.views import deque_item, deque_len, own_array, own_matrix, state_type
 
 from .netapp import GRANT_BASE, NetApp
-from .packet import ETH, csum_replace, put16, put32, u16, u32
+from .packet import ETH, HELPER, JIT, csum_replace, pass_on, put16, put32, u16, u32
 
-JIT = dict(cache=True, boundscheck=True)
 TABLE_SIZE = 65537            # the Maglev paper's M (a prime)
 MAX_PROBE = 8                 # flow-table slots tried before the home slot is evicted
 G_STATE, G_LOOKUP, G_FLOWS, G_BACKENDS = range(GRANT_BASE, GRANT_BASE + 4)
@@ -45,7 +43,7 @@ NOT_IP, BAD_IHL, SHORT, NOT_L4 = -1, -2, -3, -4
 ETHERTYPE_IPV4, UDP, TCP = 0x0800, 17, 6
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def mix64(x):
     """MurmurHash3's 64-bit finaliser: every input bit reaches every output bit."""
     x ^= x >> np.uint64(33)
@@ -56,14 +54,14 @@ def mix64(x):
     return x
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def flow_hash(addrs, ports):
     """The hash of a 5-tuple packed as (src_ip << 32 | dst_ip, sport << 48 | dport << 32
     | proto << 24)."""
     return mix64(addrs ^ mix64(ports))
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _parse(pkt):
     """(0, addrs, ports) for a packet's 5-tuple, or (reason < 0, 0, 0) to drop it."""
     none = np.uint64(0)
@@ -85,12 +83,12 @@ def _parse(pkt):
     return 0, addrs, ports
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pick(lookup, h):
     return np.int64(lookup[np.int64(h % np.uint64(lookup.shape[0]))])
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _backend(st, lookup, flows, backends, addrs, ports):
     """The flow's backend: the one it has (if still alive), else the lookup table's."""
     h = flow_hash(addrs, ports)
@@ -119,7 +117,7 @@ def _backend(st, lookup, flows, backends, addrs, ports):
     return b
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _rewrite(pkt, backends, b):
     """Send the packet to backend ``b``: its MAC and IPv4 address as the destination, the
     IPv4 header checksum updated for the new address."""
@@ -131,7 +129,7 @@ def _rewrite(pkt, backends, b):
     csum_replace(pkt, old, ip)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _drop(st, reason):
     if reason == NOT_IP:
         st.dropped_not_ip += 1
@@ -143,33 +141,35 @@ def _drop(st, reason):
         st.dropped_not_l4 += 1
 
 
+@njit(**HELPER)
+def _steer(st, lookup, flows, backends, pkt):
+    """Steer one packet in place: True to send it on, False to drop it (counted)."""
+    st.received += 1
+    reason, addrs, ports = _parse(pkt)
+    if reason < 0:
+        _drop(st, reason)
+        return False
+    _rewrite(pkt, backends, _backend(st, lookup, flows, backends, addrs, ports))
+    return True
+
+
 @njit(**JIT)
 def forward(k, me, rx, tx, spare):
-    """Steer every packet in deque ``rx`` to its backend and move it to ``tx``;
+    """Steer every packet in deque ``rx`` to its backend, in place, and move it to ``tx``;
     malformed ones (and any ``tx`` has no room for) go to ``spare``. The count moved to
     ``tx``. ``me``: the domain the app is linked into (unused: its regions are found
     through the running domain's grants)."""
     st = own_array(k, G_STATE, STATE)[0]
     lookup = own_array(k, G_LOOKUP, np.int32)
     flows, backends = own_matrix(k, G_FLOWS, np.uint64), own_matrix(k, G_BACKENDS, np.uint64)
-    sent = 0
-    while True:
-        buf = deque_pop_front(k, rx)
-        if buf <= 0:
-            break
-        pkt = rref_array(k, buf, np.uint8, True)
-        st.received += 1
-        reason, addrs, ports = _parse(pkt)
-        if reason < 0:
-            _drop(st, reason)
-        else:
-            _rewrite(pkt, backends, _backend(st, lookup, flows, backends, addrs, ports))
-            if deque_push_back(k, tx, buf) == 0:
-                st.forwarded += 1
-                sent += 1
-                continue
-            st.dropped_tx_full += 1
-        deque_push_back(k, spare, buf)   # the pool has room for every buffer
+    keep = np.empty(deque_len(k, rx), np.bool_)
+    kept = 0
+    for i in range(keep.size):
+        keep[i] = _steer(st, lookup, flows, backends, deque_item(k, rx, i))
+        kept += keep[i]
+    sent, full = pass_on(k, rx, tx, spare, keep, kept)
+    st.forwarded += sent
+    st.dropped_tx_full += full
     return sent
 
 

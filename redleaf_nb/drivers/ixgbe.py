@@ -21,8 +21,10 @@ from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC
                                                TDBAH, TDBAL, TDH, TDLEN, TDT, TXD_CMD, TXD_DD,
                                                TXD_PAYLEN_SHIFT, TXDCTL)
 from redleaf_nb.interfaces.net import PKT_BUF, Net
-from redleaf_nb.kernel.views import (deque_pop_front, deque_push_back, fault_point, fault_value,
-                                     own_array, own_state, ring_next, rref_dma, state_type)
+from redleaf_nb.kernel.views import (deque_pop_dma, deque_push_back, fault_point, fault_value,
+                                     own_array, own_state, ring_next, state_type)
+
+
 
 STATE = state_type(rx_next=np.int64, rx_tail=np.int64, tx_next=np.int64, tx_clean=np.int64,
                    batch=np.int64, rx_count=np.int64, tx_count=np.int64)
@@ -32,7 +34,6 @@ REGS, RX_RING, TX_RING, RX_BUFS, TX_BUFS = 1, 2, 3, 4, 5
 # disarmed point costs nothing per packet
 FAULT_POINTS = ("mid_batch", "doorbell", "after_doorbell")
 P_MID_BATCH, P_DOORBELL, P_AFTER_DOORBELL = range(3)
-
 
 @njit(cache=True, boundscheck=True)
 def _bad_frame():
@@ -60,10 +61,9 @@ def _send(k, st, packets, collect):
     fault_point(k, P_MID_BATCH)   # sent buffers reaped, new ones not yet queued
     i, queued = st.tx_next, 0
     while queued < st.batch and ring_next(i, n) != st.tx_clean:
-        buf = deque_pop_front(k, packets)
+        buf, address, hdr = deque_pop_dma(k, packets, np.uint8)
         if buf <= 0:
             break
-        address, hdr = rref_dma(k, buf, np.uint8, False)
         length = ((np.int64(hdr[16]) << 8) | hdr[17]) + 14   # IPv4 total length + Ethernet
         if length > PKT_BUF:
             _bad_frame()
@@ -92,10 +92,10 @@ def _receive(k, st, packets, collect):
     fault_point(k, P_MID_BATCH)   # packets handed over, the ring not yet refilled
     t = st.rx_tail
     while ring_next(t, n) != st.rx_next:   # one slot stays empty: RDT == RDH means none
-        buf = deque_pop_front(k, packets)
+        buf, address, _ = deque_pop_dma(k, packets, np.uint8)
         if buf <= 0:
             break
-        ring[t].addr = rref_dma(k, buf, np.uint8, True)[0]
+        ring[t].addr = address
         ring[t].info = 0
         bufs[t] = buf
         t = ring_next(t, n)

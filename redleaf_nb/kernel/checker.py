@@ -5,8 +5,13 @@ trusted list. Here, when a domain class is created, every jitted function it
 offers (``jit_methods``) and, transitively, every jitted function those call
 are checked against what domain code may use:
 
-* compiled with bounds checking (``@njit(boundscheck=True)``), and never
-  ``inline="always"`` (inlined into an unchecked caller, its checks are lost);
+* compiled with bounds checking (``@njit(boundscheck=True)``); an entry point
+  (what a proxy, a shadow or a benchmark loop calls) never ``inline="always"``:
+  inlined into that trusted, unchecked caller, its checks would be lost. A helper
+  an entry point reaches may be ``inline="always"``: Numba inlines it into its
+  caller's IR, which is compiled with the caller's bounds checking, and every
+  caller in a domain is checked (a domain's hot path needs it: a call that passes
+  arrays costs reference-count calls, tens of cycles a packet);
 * no ``objmode``, ``cfunc``, ``carray``/``farray``, no ``ctypes``, ``cffi``,
   ``llvmlite`` or numba intrinsics and extension hooks;
 * nothing of the trusted layer (``redleaf_nb.lowlevel``, ``redleaf_nb.kernel``,
@@ -75,7 +80,8 @@ def check_domain(cls: type, iface: type) -> None:
 
 
 def check_function(fn: Dispatcher, _seen: set | None = None) -> None:
-    """Check one jitted domain function and every jitted function it reaches."""
+    """Check one jitted domain entry point and every jitted function it reaches."""
+    entry = _seen is None
     seen = set() if _seen is None else _seen
     if id(fn) in seen:
         return
@@ -85,10 +91,12 @@ def check_function(fn: Dispatcher, _seen: set | None = None) -> None:
     if opts.get("boundscheck") is not True:
         _refuse(py, py.__code__.co_firstlineno, "compiled without bounds checking",
                 "decorate it with @njit(cache=True, boundscheck=True)")
-    if opts.get("inline", "never") != "never":
-        _refuse(py, py.__code__.co_firstlineno, f"inline={opts['inline']!r} on a domain "
-                "function (inlined into unchecked code, its bounds checks are lost)",
-                "drop the inline option")
+    inline = opts.get("inline", "never")
+    if inline != "never" and (entry or inline != "always"):
+        _refuse(py, py.__code__.co_firstlineno, f"inline={inline!r} on a domain entry point "
+                "(inlined into the trusted code that calls it, its bounds checks are lost)"
+                if entry else f"inline={inline!r} (a cost model decides where checks go)",
+                "drop the inline option (helpers it calls may be inline='always')")
     for line, name, value in _references(py):
         rule = _forbidden(value)
         if rule:

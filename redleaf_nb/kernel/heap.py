@@ -480,6 +480,24 @@ def deque_pop_front(h, dq, caller):
     return _disown(h, child, caller)
 
 
+@njit(cache=True, inline="always")
+def deque_pop_front_dma(h, dq, caller, dtype):
+    """:func:`deque_pop_front`, with the object's (address, value as ``dtype``) as
+    :func:`addressed_view` gives them, without checking the object again: it was the
+    deque's, so it is live and now the caller's. (0, 0, empty) when the deque is empty;
+    a refused pop is a panic."""
+    child = deque_pop_front(h, dq, caller)
+    arena = load(h, D_ARENA)
+    if child < 0:
+        _bad_access()
+    if child == 0:
+        return child, 0, carray(pointer(arena, dtype), 0)
+    mp = load(h, D_META)
+    slot = child & SLOT_MASK
+    address = arena + mget(mp, slot, OFFSET)
+    return child, address, carray(pointer(address, dtype), mget(mp, slot, SIZE) // itemsize(dtype))
+
+
 @njit(cache=True)
 def deque_splice(h, src, dst, caller, most):
     """Move up to ``most`` children from the front of ``src`` to the back of ``dst``
@@ -527,6 +545,36 @@ def deque_peek(h, dq, caller, i):
         return E_INDEX
     at = (words_of(h)[hdr + 1] + j) % meta_of(h)[slot, NCHILD]   # from the tail (oldest)
     return words_of(h)[_child_base(h, slot) + at]
+
+
+@njit(cache=True)
+def _bad_item():
+    raise IndexError("deque item: no such item (index out of range), or the deque is not "
+                     "the caller's to write")
+
+
+@njit(cache=True, inline="always")
+def deque_item_view(h, dq, caller, i, dtype):
+    """Item ``i`` (from the oldest) of a deque ``caller`` owns and has not lent, as a
+    writable array of ``dtype``, in place (Rust's ``iter_mut``): who owns a container
+    owns what it holds, and a contained item is live with the container as its parent
+    (the heap's invariant), so one check of the container covers the item. A bad deque
+    or index is a panic."""
+    mp = load(h, D_META)
+    slot = _write(mp, load(h, D_NSLOTS), dq, caller)
+    if slot < 0:
+        _bad_item()
+    arena = load(h, D_ARENA)
+    hdr = mget(mp, slot, OFFSET) >> 3
+    if i < 0 or i >= load(arena, hdr + 2):
+        _bad_item()
+    at = load(arena, hdr + 1) + i      # from the tail (the oldest)
+    if at >= mget(mp, slot, NCHILD):
+        at -= mget(mp, slot, NCHILD)
+    child = load(arena, ((mget(mp, slot, OFFSET) + mget(mp, slot, CHILD_OFF)) >> 3) + at)
+    cslot = child & SLOT_MASK
+    address = arena + mget(mp, cslot, OFFSET)
+    return carray(pointer(address, dtype), mget(mp, cslot, SIZE) // itemsize(dtype))
 
 
 @njit(cache=True, inline="always")

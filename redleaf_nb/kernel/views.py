@@ -199,10 +199,27 @@ def item_bytes(k, dq, item):
 
 
 @njit(cache=True, inline="always")
+def deque_item(k, dq, i):
+    """The bytes of item ``i`` (from the oldest) of the running domain's deque, writable
+    in place: the deque is the domain's, so what it holds is (as ``iter_mut`` over a
+    Rust collection it owns). A bad index, or a deque not the domain's to write, is a
+    panic."""
+    return hp.deque_item_view(k, dq, jit_current(k), i, np.uint8)
+
+
+@njit(cache=True, inline="always")
 def deque_pop_front(k, dq):
     """Take the oldest item out of the running domain's deque: its handle, now the
     domain's (0 if the deque is empty, negative if refused)."""
     return hp.deque_pop_front(k, dq, jit_current(k))
+
+
+@njit(cache=True, inline="always")
+def deque_pop_dma(k, dq, dtype):
+    """Take the oldest item out of the running domain's deque, with the address to hand
+    a device and its value as ``dtype`` (:func:`rref_dma`'s, for one check in place of
+    two): (handle, address, value); the handle 0 if the deque was empty."""
+    return hp.deque_pop_front_dma(k, dq, jit_current(k), dtype)
 
 
 @njit(cache=True, inline="always")
@@ -221,7 +238,8 @@ def deque_splice(k, src, dst, most):
 
 #: what domain code may call from this module (the checker's allow-list)
 DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_free, rref_borrows,
-              domain_alive, deque_len, deque_peek, item_bytes, deque_pop_front, deque_push_back,
-              deque_splice, ring_next, fault_point, fault_value, copy_into, same_bytes, device_wait)
+              domain_alive, deque_len, deque_peek, item_bytes, deque_item, deque_pop_front,
+              deque_pop_dma, deque_push_back, deque_splice, ring_next, fault_point, fault_value, copy_into,
+              same_bytes, device_wait)
 #: the constants domain code may read with them
 E_INDEX = hp.E_INDEX
