@@ -3,7 +3,6 @@ version covers the local modules it imports."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from redleaf_nb import native
 from redleaf_nb.codeversion import ROOT, code_version, toolkit_files, uncommitted_changes
