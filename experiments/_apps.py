@@ -24,7 +24,8 @@ from devices.nic import NOW as NIC_NOW
 from devices.nic import Nic82599, nic_step
 from devices.profiles import nic_profile
 from experiments._drivers import (BUF_STRIDE, MAX_GAP_SECONDS, PacketPool, Run, alloc_pool,
-                                  c_loop, deques, native, prime_rx, recycle, set_up)
+                                  c_loop, deques, native, prime_rx, recycle, set_up,
+                                  tick)
 from redleaf_nb import configs
 from redleaf_nb.drivers.ixgbe import Ixgbe
 from redleaf_nb.interfaces.net import MAX_BATCH, PKT_BUF, Net
@@ -41,15 +42,11 @@ def _app_loop(entry, step, app, k, target, dev, now_addr, rx, got, tx, sent, poo
     recycle sent buffers into the RX ring. Counts stolen cycles as _drivers._bench_loop."""
     me = jit_current(k)
     calls = status = stolen = 0
-    prev = load(now_addr, 0)
+    now = load(now_addr, 0)
     while True:
-        step(dev)
-        now = load(now_addr, 0)
-        if now >= limit:
+        going, now, stolen = tick(step, dev, now_addr, limit, now, stolen, max_gap)
+        if not going:
             break
-        if now - prev > max_gap:
-            stolen += now - prev
-        prev = now
         status, ret = entry(k, target, rx, got, False)
         if status != 0:
             break
@@ -128,3 +125,13 @@ def run_c_app(name: str, tables: tuple, batch: int, seconds: float, traffic: np.
                                  PKT_BUF, *tables, app, batch)
     stats = nic.stats()
     return Run.of(stats["tx_packets"], calls, stolen, stats, hz)
+
+
+def nic_params(what: str) -> tuple:
+    """The parameters every application experiment takes for its NIC and its traffic."""
+    from devices.profiles import NICS
+    from redleaf_nb.experiments import Param
+    return (Param("ring", int, 512, 512, "descriptors per ring", low=16, high=2048),
+            Param("profile", str, "x520", "x520", "NIC profile (devices/profiles.py)",
+                  choices=tuple(k for k in NICS if k != "unlimited")),
+            Param("seed", int, 0, 0, f"seed of the {what}", low=0, high=2**31))

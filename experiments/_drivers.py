@@ -83,6 +83,18 @@ def recycle(k, me, pool, collect, q, batch):
         hp.deque_splice(k, pool, q, me, short)
 
 
+@njit(cache=True, inline="always")
+def tick(step, dev, now_addr, limit, prev, stolen, max_gap):
+    """Let the device advance: (whether the run goes on, the device clock, the stolen
+    cycles so far). A step of the clock longer than ``max_gap`` (far longer than any
+    iteration) is the VM or the OS taking the core away, not the cost of our code."""
+    step(dev)
+    now = load(now_addr, 0)
+    if now < limit and now - prev > max_gap:
+        stolen += now - prev
+    return now < limit, now, stolen
+
+
 def _bench_loop(entry, step, k, target, dev, now_addr, a, b, pool, flag, batch, limit,
                 nblocks, next_block, max_gap):
     """Until the device clock passes ``limit``: let the device advance, make one call,
@@ -95,15 +107,11 @@ def _bench_loop(entry, step, k, target, dev, now_addr, a, b, pool, flag, batch, 
     core away; the host rate leaves them out (see :attr:`Run.host_rate`)."""
     me = jit_current(k)
     done = calls = status = stolen = 0
-    prev = load(now_addr, 0)
+    now = load(now_addr, 0)
     while True:
-        step(dev)
-        now = load(now_addr, 0)
-        if now >= limit:
+        going, now, stolen = tick(step, dev, now_addr, limit, now, stolen, max_gap)
+        if not going:
             break
-        if now - prev > max_gap:
-            stolen += now - prev
-        prev = now
         status, ret = entry(k, target, a, b, flag)
         if status != 0:
             break

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from devices.profiles import NICS, nic_profile
+from devices.profiles import nic_profile
 from devices.traffic import flow_frames
-from experiments._apps import run_app, run_c_app
+from experiments._apps import nic_params, run_app, run_c_app
 from experiments._drivers import BUF_STRIDE, native, plot_rates, sweep
 from redleaf_nb import configs
 from redleaf_nb.apps.forwarder import Forwarder
@@ -149,10 +149,7 @@ EXPERIMENT = Experiment(
               low=1, high=1 << 23),
         Param("micro_packets", int, 1 << 21, 1 << 23, "packets the C microbenchmark steers",
               low=1 << 10, high=1 << 26),
-        Param("ring", int, 512, 512, "descriptors per ring", low=16, high=2048),
-        Param("profile", str, "x520", "x520", "NIC profile (devices/profiles.py)",
-              choices=tuple(k for k in NICS if k != "unlimited")),
-        Param("seed", int, 0, 0, "seed of the traffic's flow draws", low=0, high=2**31),
+        *nic_params("traffic's flow draws"),
     ),
     run=run,
     plot=plot,
