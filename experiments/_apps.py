@@ -22,12 +22,13 @@ from numba import types as nbt
 
 from devices.nic import NOW as NIC_NOW
 from devices.nic import Nic82599, nic_step
-from devices.profiles import nic_profile
-from experiments._drivers import (BUF_STRIDE, MAX_GAP_SECONDS, PacketPool, Run, alloc_pool,
+from devices.profiles import NICS, nic_profile
+from experiments._drivers import (MAX_GAP_SECONDS, PacketPool, Run, alloc_pool, c_buffers,
                                   c_loop, deques, native, prime_rx, recycle, set_up,
                                   tick)
 from redleaf_nb import configs
 from redleaf_nb.drivers.ixgbe import Ixgbe
+from redleaf_nb.experiments import Param
 from redleaf_nb.interfaces.net import MAX_BATCH, PKT_BUF, Net
 from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.proxy import CURRENT, DEPTH, jit_current
@@ -116,9 +117,7 @@ def run_c_app(name: str, tables: tuple, batch: int, seconds: float, traffic: np.
     hz = tsc_hz()
     nic = Nic82599(nic_profile(profile), hz=hz, traffic=traffic)
     driver = set_up(Ixgbe, "net", nic, batch=batch, ring=ring)
-    bufs = np.zeros((2 * ring + 4 * MAX_BATCH, BUF_STRIDE), np.uint8)
-    pool = bufs.ctypes.data + BUF_STRIDE * np.arange(len(bufs), dtype=np.int64)
-    slots = np.zeros((2, ring), np.int64)
+    bufs, pool, slots = c_buffers(2 * ring + 4 * MAX_BATCH, ring)   # bufs: the memory behind pool
     native(name)   # built before the clock starts
     done, calls, stolen = c_loop(name, nic_step, nic, NIC_NOW, seconds, driver.rx_ring,
                                  slots[0], driver.tx_ring, slots[1], ring, pool, len(pool),
@@ -129,8 +128,6 @@ def run_c_app(name: str, tables: tuple, batch: int, seconds: float, traffic: np.
 
 def nic_params(what: str) -> tuple:
     """The parameters every application experiment takes for its NIC and its traffic."""
-    from devices.profiles import NICS
-    from redleaf_nb.experiments import Param
     return (Param("ring", int, 512, 512, "descriptors per ring", low=16, high=2048),
             Param("profile", str, "x520", "x520", "NIC profile (devices/profiles.py)",
                   choices=tuple(k for k in NICS if k != "unlimited")),

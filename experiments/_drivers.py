@@ -352,6 +352,13 @@ def set_up(driver_cls, role: str, device, **create_args):
     return proxy.domain.impl
 
 
+def c_args(ffi, *args) -> list:
+    """Arguments for a C analog: numpy arrays as pointers to their memory (the arrays must
+    outlive the call), anything else as it is."""
+    return [ffi.cast("void *", a.ctypes.data) if isinstance(a, np.ndarray) else a
+            for a in args]
+
+
 def c_loop(name: str, step, dev_obj, now_word: int, seconds: float, *args):
     """Start ``dev_obj``'s clock and run analog ``name``'s loop for ``seconds`` of device
     time, the device's registers first and ``args`` after them: (done, calls, stolen)."""
@@ -359,17 +366,24 @@ def c_loop(name: str, step, dev_obj, now_word: int, seconds: float, *args):
     hz = tsc_hz()
     fn = ffi.cast("void (*)(int64_t)", c_function(step).address)   # compiled before the clock
     out = np.zeros(3, np.int64)          # poll_loop.h: done, calls, stolen cycles
-
-    def c(a):   # numpy memory as a C pointer (the arrays outlive the call)
-        return ffi.cast("void *", a.ctypes.data) if isinstance(a, np.ndarray) else a
-    regs = c(dev_obj.regs)
+    regs = c_args(ffi, dev_obj.regs)[0]
     dev_obj.start_clock()
-    status = getattr(lib, f"{name}_run")(fn, regs, now_word, regs, *map(c, args),
-                                         int(seconds * hz), int(MAX_GAP_SECONDS * hz), c(out))
+    status = getattr(lib, f"{name}_run")(fn, regs, now_word, regs, *c_args(ffi, *args),
+                                         int(seconds * hz), int(MAX_GAP_SECONDS * hz),
+                                         *c_args(ffi, out))
     if status != 0:
         why = NATIVE_ERRORS[name].get(status, f"failed (status {status})")
         raise RuntimeError(f"{name}: {why}")
     return tuple(int(x) for x in out)
+
+
+def c_buffers(count: int, ring: int):
+    """Packet buffers for a C analog of the ixgbe driver: ``count`` buffers of numpy memory
+    ``BUF_STRIDE`` bytes apart, their addresses (the mempool), and the RX and TX rings'
+    slot arrays (the buffer behind each descriptor)."""
+    bufs = np.zeros((count, BUF_STRIDE), np.uint8)
+    pool = bufs.ctypes.data + BUF_STRIDE * np.arange(count, dtype=np.int64)
+    return bufs, pool, np.zeros((2, ring), np.int64)
 
 
 def run_dpdk(tx: bool, batch: int, seconds: float, profile: str = "x520",
@@ -380,10 +394,8 @@ def run_dpdk(tx: bool, batch: int, seconds: float, profile: str = "x520",
     hz = tsc_hz()
     nic = Nic82599(nic_profile(profile), pkt_size, hz, rx_traffic=not tx)
     driver = set_up(Ixgbe, "net", nic, batch=batch, ring=ring)
-    bufs = np.zeros((ring + 3 * MAX_BATCH, BUF_STRIDE), np.uint8)
+    bufs, pool, slots = c_buffers(ring + 3 * MAX_BATCH, ring)
     bufs[:, :pkt_size] = udp_frame(pkt_size)
-    pool = bufs.ctypes.data + BUF_STRIDE * np.arange(len(bufs), dtype=np.int64)
-    slots = np.zeros((2, ring), np.int64)
     done, calls, stolen = c_loop("dpdk_ixgbe", nic_step, nic, NIC_NOW, seconds,
                                   driver.rx_ring, slots[0], driver.tx_ring, slots[1], ring,
                                   pool, len(pool), PKT_BUF, tx, batch)

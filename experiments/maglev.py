@@ -23,7 +23,7 @@ import pandas as pd
 from devices.profiles import nic_profile
 from devices.traffic import flow_frames
 from experiments._apps import nic_params, run_app, run_c_app
-from experiments._drivers import BUF_STRIDE, native, plot_rates, sweep
+from experiments._drivers import BUF_STRIDE, c_args, native, plot_rates, sweep
 from redleaf_nb import configs
 from redleaf_nb.apps.forwarder import Forwarder
 from redleaf_nb.apps.maglev import COUNTERS, Maglev, disruption
@@ -41,12 +41,9 @@ def steer_cycles(app: Maglev, traffic: np.ndarray, packets: int, batch: int) -> 
     ffi, lib = native("maglev")
     bufs = np.zeros((batch, BUF_STRIDE), np.uint8)
     counters = np.zeros(len(COUNTERS), np.int64)
-
-    def c(a):
-        return ffi.cast("void *", a.ctypes.data) if isinstance(a, np.ndarray) else a
-    cycles = lib.maglev_steer_cycles(c(traffic), len(traffic), traffic.shape[1], packets,
-                                     c(bufs), BUF_STRIDE, PKT_BUF,
-                                     *map(c, app.c_tables(counters)), batch)
+    cycles = lib.maglev_steer_cycles(*c_args(ffi, traffic, len(traffic), traffic.shape[1],
+                                             packets, bufs, BUF_STRIDE, PKT_BUF,
+                                             *app.c_tables(counters), batch))
     return cycles / packets
 
 

@@ -10,9 +10,10 @@
 #include <string.h>
 
 #include "ixgbe_pmd.h"
+#include "packet.h"
 #include "redleaf_nb/datasheets/kvwire.h"
 
-enum { ETH = 14, MAX_PROBE = 64, NOT_KV = -1, BAD = -2 };
+enum { MAX_PROBE = 64, NOT_KV = -1, BAD = -2 };
 /* the counters, in kvstore.py's COUNTERS order */
 enum { REQUESTS, GETS, SETS, HITS, MISSES, STORED, FULL, BAD_REQUESTS, NOT_KV_PACKETS,
        DROPPED_TX_FULL };
@@ -65,21 +66,6 @@ static inline int64_t table_set(struct table *t, const uint8_t *key, const uint8
     }
     memcpy(slot(t, row) + t->key_size, value, t->value_size);
     return row;
-}
-
-static inline uint64_t u16(const uint8_t *p, int64_t i) { return ((uint64_t)p[i] << 8) | p[i + 1]; }
-static inline uint64_t u32(const uint8_t *p, int64_t i) { return (u16(p, i) << 16) | u16(p, i + 2); }
-static inline void put16(uint8_t *p, int64_t i, uint64_t v) {
-    p[i] = (v >> 8) & 0xFF;
-    p[i + 1] = v & 0xFF;
-}
-
-static inline void csum_replace(uint8_t *pkt, uint64_t old, uint64_t new) {
-    uint64_t s = (~u16(pkt, ETH + 10) & 0xFFFF) + (~(old >> 16) & 0xFFFF) + (~old & 0xFFFF)
-                 + (new >> 16) + (new & 0xFFFF);
-    s = (s & 0xFFFF) + (s >> 16);
-    s = (s & 0xFFFF) + (s >> 16);
-    put16(pkt, ETH + 10, ~s & 0xFFFF);
 }
 
 static inline int64_t request(const uint8_t *pkt, int64_t key_size, int64_t value_size) {

@@ -11,8 +11,9 @@
 #include <x86intrin.h>
 
 #include "ixgbe_pmd.h"
+#include "packet.h"
 
-enum { ETH = 14, ETHERTYPE_IPV4 = 0x0800, UDP = 17, TCP = 6, MAX_PROBE = 8,
+enum { ETHERTYPE_IPV4 = 0x0800, UDP = 17, TCP = 6, MAX_PROBE = 8,
        BACKEND_BITS = 24 };
 enum { IP, MAC, ALIVE, BACKEND_WORDS };
 /* the counters, in maglev.py's COUNTERS order */
@@ -41,8 +42,6 @@ static inline uint64_t mix64(uint64_t x) {
 
 static inline uint64_t flow_hash(uint64_t addrs, uint64_t ports) { return mix64(addrs ^ mix64(ports)); }
 
-static inline uint64_t u16(const uint8_t *p, int64_t i) { return ((uint64_t)p[i] << 8) | p[i + 1]; }
-static inline uint64_t u32(const uint8_t *p, int64_t i) { return (u16(p, i) << 16) | u16(p, i + 2); }
 
 /* The 5-tuple (0), or the counter of the reason to drop the packet. */
 static inline int parse(const uint8_t *pkt, int64_t buf_bytes, uint64_t *addrs, uint64_t *ports) {
@@ -98,22 +97,12 @@ static inline int64_t backend(struct maglev *m, uint64_t addrs, uint64_t ports) 
     return b;
 }
 
-static inline uint64_t fold(uint64_t s) {
-    s = (s & 0xFFFF) + (s >> 16);
-    return (s & 0xFFFF) + (s >> 16);
-}
-
 static inline void rewrite(uint8_t *pkt, const uint64_t *backend_row) {
     uint64_t mac = backend_row[MAC], ip = backend_row[IP], old = u32(pkt, ETH + 16);
-    for (int i = 0; i < 6; i++)
-        pkt[i] = (mac >> (8 * (5 - i))) & 0xFF;
-    for (int i = 0; i < 4; i++)
-        pkt[ETH + 16 + i] = (ip >> (8 * (3 - i))) & 0xFF;
-    uint64_t s = (~u16(pkt, ETH + 10) & 0xFFFF) + (~(old >> 16) & 0xFFFF) + (~old & 0xFFFF)
-                 + (ip >> 16) + (ip & 0xFFFF);
-    s = ~fold(s) & 0xFFFF;
-    pkt[ETH + 10] = s >> 8;
-    pkt[ETH + 11] = s & 0xFF;
+    put16(pkt, 0, mac >> 32);
+    put32(pkt, 2, mac & 0xFFFFFFFF);
+    put32(pkt, ETH + 16, ip);
+    csum_replace(pkt, old, ip);
 }
 
 /* Steer one packet to its backend (1), or count why it is dropped (0). */

@@ -1,5 +1,6 @@
 """Reading and patching packet headers in safe domain code: network byte order and the
-IPv4 header checksum. Shared by the packet-processing applications (maglev, kvstore)."""
+IPv4 header checksum. Shared by the packet-processing applications (maglev, kvstore);
+their C sides share the same functions in experiments/native/packet.h."""
 from __future__ import annotations
 
 import numpy as np

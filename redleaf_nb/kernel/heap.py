@@ -481,21 +481,27 @@ def deque_pop_front(h, dq, caller):
 
 
 @njit(cache=True, inline="always")
+def _object_view(h, slot, dtype):
+    """(address, value as an array of ``dtype``, its size rounded down to whole items) of
+    the object in ``slot``, which the caller has checked."""
+    mp = load(h, D_META)
+    address = load(h, D_ARENA) + mget(mp, slot, OFFSET)
+    return address, carray(pointer(address, dtype), mget(mp, slot, SIZE) // itemsize(dtype))
+
+
+@njit(cache=True, inline="always")
 def deque_pop_front_dma(h, dq, caller, dtype):
     """:func:`deque_pop_front`, with the object's (address, value as ``dtype``) as
     :func:`addressed_view` gives them, without checking the object again: it was the
     deque's, so it is live and now the caller's. (0, 0, empty) when the deque is empty;
     a refused pop is a panic."""
     child = deque_pop_front(h, dq, caller)
-    arena = load(h, D_ARENA)
     if child < 0:
         _bad_access()
     if child == 0:
-        return child, 0, carray(pointer(arena, dtype), 0)
-    mp = load(h, D_META)
-    slot = child & SLOT_MASK
-    address = arena + mget(mp, slot, OFFSET)
-    return child, address, carray(pointer(address, dtype), mget(mp, slot, SIZE) // itemsize(dtype))
+        return child, 0, carray(pointer(load(h, D_ARENA), dtype), 0)
+    address, view = _object_view(h, child & SLOT_MASK, dtype)
+    return child, address, view
 
 
 @njit(cache=True)
@@ -571,10 +577,8 @@ def deque_item_view(h, dq, caller, i, dtype):
     at = load(arena, hdr + 1) + i      # from the tail (the oldest)
     if at >= mget(mp, slot, NCHILD):
         at -= mget(mp, slot, NCHILD)
-    child = load(arena, ((mget(mp, slot, OFFSET) + mget(mp, slot, CHILD_OFF)) >> 3) + at)
-    cslot = child & SLOT_MASK
-    address = arena + mget(mp, cslot, OFFSET)
-    return carray(pointer(address, dtype), mget(mp, cslot, SIZE) // itemsize(dtype))
+    child = load(arena, _child_base(h, slot) + at)
+    return _object_view(h, child & SLOT_MASK, dtype)[1]
 
 
 @njit(cache=True, inline="always")
@@ -618,8 +622,7 @@ def addressed_view(h, handle, caller, write, dtype):
     slot = _write(mp, n, handle, caller) if write else _read(mp, n, handle, caller)
     if slot < 0:
         _bad_access()
-    address = load(h, D_ARENA) + mget(mp, slot, OFFSET)
-    return address, carray(pointer(address, dtype), mget(mp, slot, SIZE) // itemsize(dtype))
+    return _object_view(h, slot, dtype)
 
 
 @njit(cache=True, inline="always")
