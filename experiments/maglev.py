@@ -89,6 +89,8 @@ def paper_rows(paper: pd.DataFrame, batch) -> pd.DataFrame:
 
 def plot(ours: pd.DataFrame, paper: pd.DataFrame):
     bars = ours[ours.rate.notna()]
+    # the forwarding-only labels short, on two lines, so that they do not run together
+    bars = bars.assign(config=bars.config.str.replace(" forwarding only", "\nfwd only"))
     return plot_rates(bars, paper_rows(paper, bars.batch.iloc[0]),
                       unit="Mpps (64-byte packets)", scale=1e6,
                       title="Figure 9: Maglev, packets forwarded/s on one core — bars coloured "
