@@ -132,6 +132,8 @@ class Obj:
     value: int = 0            # u64: its value; blob: its fill byte
     children: list = field(default_factory=list)   # arr: AN x (Obj|None); dq: FIFO of Obj
     h: object = None          # the handle object, while init holds it
+    given: int = 0            # how many times init gave it away (into a container...): an
+    #                           item read in place stays stale once it left, even if it returns
 
     def contents(self):
         return [c for c in self.children if c is not None]
@@ -183,7 +185,7 @@ class HeapMachine(RuleBasedStateMachine):
         self.init: list[Obj] = []   # what the top level holds
         self.doms: list[Dom] = []
         self.seen: dict[int, object] = {}   # every handle object ever observed
-        self.views: list = []   # (item read in place, its Obj, deque Obj, deque handle object)
+        self.views: list = []   # (item read in place, its Obj, its .given, deque Obj, deque handle)
         self.counter = 1000
         self.ndoms = 0
         for _ in range(2):
@@ -214,6 +216,7 @@ class HeapMachine(RuleBasedStateMachine):
     def _drop(self, o: Obj):
         self.init.remove(o)
         o.h = None
+        o.given += 1
 
     def _create(self) -> bool:
         name, v = f"s{self.ndoms}", self._value()
@@ -367,7 +370,8 @@ class HeapMachine(RuleBasedStateMachine):
             assert not -len(q.children) <= i < len(q.children)
         else:
             assert int(item.get()) == q.children[i].value
-            self.views = self.views[-7:] + [(item, q.children[i], q, q.h)]
+            o = q.children[i]
+            self.views = self.views[-7:] + [(item, o, o.given, q, q.h)]
         assert unchanged(self.k, snap), "reading a deque's items changed the heap"
 
     @precondition(lambda self: self._objs("arr", "dq"))
@@ -678,8 +682,9 @@ class HeapMachine(RuleBasedStateMachine):
 
     @invariant()
     def items_read_in_place_go_stale_when_they_leave(self):
-        for item, o, q, qh in self.views:
-            held = q.h is qh and any(c is o for c in q.children)
+        for item, o, given, q, qh in self.views:
+            # still in the deque it was read in, not taken out and pushed back since
+            held = q.h is qh and any(c is o for c in q.children) and o.given == given
             assert item.is_live == held, (item, held)
             if held:
                 assert int(item.get()) == o.value
