@@ -13,7 +13,10 @@ What the model keeps from the datasheet (only what a driver uses):
   descriptors TDH..TDT-1; software moves the tail, the device the head;
 * the wire: a packet generator offers RX frames at line rate, TX drains at
   line rate, each frame taking (size + 20) bytes of wire time (preamble and
-  inter-frame gap): 14.88 Mpps for 64-byte frames at 10 Gb/s.
+  inter-frame gap): 14.88 Mpps for 64-byte frames at 10 Gb/s. Or a
+  :class:`devices.wire.Wire` to another machine (a simulated client, a TAP
+  device): RX takes the frames the peer put on it, each with its own length, TX
+  puts every frame sent on it; the line rate still bounds TX.
 
 Register indices, bits and the descriptor layout come from the datasheet module
 the driver shares (``redleaf_nb/datasheets/ixgbe_82599.py``): int64 word indices
@@ -30,7 +33,7 @@ it back.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit
 
 from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC_BYTES, GORC,
                                                GOTC, GPRC, GPTC, MPC, NREGS, RDBAH, RDBAL, RDH,
@@ -40,15 +43,17 @@ from redleaf_nb.datasheets.ixgbe_82599 import (CTRL, CTRL_RST, DCTL_ENABLE, DESC
                                                TXERR)
 from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
 from redleaf_nb.lowlevel.iommu import dma_allowed
-from redleaf_nb.lowlevel.memory import load, move_bytes, ring_next, store
+from redleaf_nb.lowlevel.memory import load, move_bytes, pointer, ring_next, store
 
 from .profiles import ETH_MAX_FRAME, ETH_MIN_FRAME, NicProfile, nic_profile
+from .wire import FROM_HOST, LENGTHS, TO_HOST, Wire, wire_put, wire_take
 
 # the model's own state, after the registers a driver sees (datasheet: NREGS)
 _INTERNAL = 32
 (T0, DEV_CYCLES, NOW, CPP_FP, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, PKT_SIZE, FRAME_ADDR,
- STEPS, RX_TRAFFIC, IOMMU_CTX, DMA_HALTS, FRAME_COUNT, FRAME_NEXT) = range(_INTERNAL, _INTERNAL + 15)
-NWORDS = _INTERNAL + 15
+ STEPS, RX_TRAFFIC, IOMMU_CTX, DMA_HALTS, FRAME_COUNT, FRAME_NEXT, WIRE_META, WIRE_FRAMES,
+ WIRE_CAP, PEER_CYCLES) = range(_INTERNAL, _INTERNAL + 19)
+NWORDS = _INTERNAL + 19
 assert NREGS <= _INTERNAL
 MIN_FRAME = ETH_MIN_FRAME - 4   # bytes a frame holds here: the FCS is the wire's
 FP = 16  # fixed-point bits of the wire clock (cycles per packet << FP)
@@ -81,11 +86,12 @@ class Nic82599:
 
     def __init__(self, profile: NicProfile | str = "x520", pkt_size: int = ETH_MIN_FRAME,
                  hz: float | None = None, rx_traffic: bool = True,
-                 traffic: np.ndarray | None = None):
+                 traffic: np.ndarray | None = None, wire: Wire | None = None):
         """``rx_traffic``: whether the packet generator on the wire sends to us.
         ``traffic``: the frames it sends, in turn and over again (a ``(count, size)``
         uint8 array: e.g. packets of many flows, or key-value requests); by default
-        one UDP frame of ``pkt_size`` bytes, sent over and over."""
+        one UDP frame of ``pkt_size`` bytes, sent over and over. ``wire``: a link to
+        another machine instead of the generator (``traffic`` is then unused)."""
         self.profile = nic_profile(profile) if isinstance(profile, str) else profile
         if traffic is None:
             traffic = udp_frame(pkt_size)[None, :]
@@ -108,6 +114,9 @@ class Nic82599:
         self.regs[FRAME_ADDR] = traffic.ctypes.data
         self.regs[FRAME_COUNT] = len(traffic)
         self.regs[STATUS] = STATUS_LU
+        self.wire = wire
+        if wire is not None:
+            self.regs[WIRE_META], self.regs[WIRE_FRAMES], self.regs[WIRE_CAP] = wire.addresses()
 
     @property
     def mmio(self) -> int:
@@ -142,7 +151,8 @@ class Nic82599:
         """Start the wire: the generator offers frames from now on; the statistics
         registers start from zero (they are clear-on-read on the 82599)."""
         self.regs[[GPRC, GPTC, GORC, GOTC, MPC, TXERR]] = 0
-        self.regs[[DEV_CYCLES, NOW, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, STEPS, FRAME_NEXT]] = 0
+        self.regs[[DEV_CYCLES, NOW, RX_OFFERED_FP, TX_NEXT_FP, LAST_NOW, STEPS, FRAME_NEXT,
+                   PEER_CYCLES]] = 0
         self.regs[T0] = rdtsc()
 
     def stats(self) -> dict:
@@ -153,6 +163,7 @@ class Nic82599:
                 "rx_bytes": int(r[GORC]), "tx_bytes": int(r[GOTC]),
                 "dma_halts": int(r[DMA_HALTS]),
                 "device_cycles": int(r[DEV_CYCLES]), "device_steps": int(r[STEPS]),
+                "peer_cycles": int(r[PEER_CYCLES]),
                 "elapsed_cycles": int(r[NOW])}
 
 
@@ -166,6 +177,45 @@ def _halt(dev, dctl):
     """A refused transfer: stop the queue (clear its enable bit); nothing was moved."""
     store(dev, dctl, load(dev, dctl) & ~DCTL_ENABLE)
     store(dev, DMA_HALTS, load(dev, DMA_HALTS) + 1)
+
+
+@njit(cache=True, inline="always")
+def _wire(dev):
+    """The wire's queues as arrays (devices/wire.py)."""
+    cap = load(dev, WIRE_CAP)
+    return (carray(pointer(load(dev, WIRE_META), np.int64), (2, LENGTHS + cap)),
+            carray(pointer(load(dev, WIRE_FRAMES), np.uint8), (2, cap, ETH_MAX_FRAME)))
+
+
+@njit(cache=True)
+def _receive_wire(dev):
+    """Deliver the frames the peer put on the wire, each into a free descriptor."""
+    n = load(dev, RDLEN) // DESC_BYTES
+    if (load(dev, RXDCTL) & DCTL_ENABLE) == 0 or (load(dev, RXCTRL) & RXCTRL_RXEN) == 0:
+        return
+    ring, iommu = _ring(dev, RDBAL, RDBAH), load(dev, IOMMU_CTX)
+    if not dma_allowed(iommu, ring, n * DESC_BYTES):
+        _halt(dev, RXDCTL)
+        return
+    meta, frames = _wire(dev)
+    head, tail = load(dev, RDH), load(dev, RDT)
+    delivered = nbytes = 0
+    while head != tail:
+        addr = load(ring, 2 * head)
+        if not dma_allowed(iommu, addr, ETH_MAX_FRAME):
+            _halt(dev, RXDCTL)
+            break
+        size = wire_take(meta, frames, TO_HOST, carray(pointer(addr, np.uint8), ETH_MAX_FRAME))
+        if size < 0:
+            break
+        store(ring, 2 * head, 0)
+        store(ring, 2 * head + 1, RXD_DD | RXD_EOP | (size << 32))
+        head = ring_next(head, n)
+        delivered += 1
+        nbytes += size
+    store(dev, RDH, head)
+    store(dev, GPRC, load(dev, GPRC) + delivered)
+    store(dev, GORC, load(dev, GORC) + nbytes)
 
 
 @njit(cache=True)
@@ -230,6 +280,11 @@ def _transmit(dev, now):
         else:
             sent += 1
             nbytes += cmd & 0xFFFF
+            if load(dev, WIRE_CAP) > 0:
+                meta, frames = _wire(dev)
+                size = min(cmd & 0xFFFF, ETH_MAX_FRAME)
+                wire_put(meta, frames, FROM_HOST,
+                         carray(pointer(load(ring, 2 * head), np.uint8), size), size)
         store(ring, 2 * head + 1, load(ring, 2 * head + 1) | (TXD_DD << 32))
         head = ring_next(head, n)
         start += cpp
@@ -246,7 +301,9 @@ def nic_step(dev):
     eats into what the host is measured to sustain."""
     t0 = rdtsc()
     now = np.int64(t0 - load(dev, T0)) - load(dev, DEV_CYCLES)
-    if load(dev, RDLEN) > 0 and load(dev, RX_TRAFFIC):
+    if load(dev, RDLEN) > 0 and load(dev, WIRE_CAP) > 0:
+        _receive_wire(dev)
+    elif load(dev, RDLEN) > 0 and load(dev, RX_TRAFFIC):
         _receive(dev, now)
     if load(dev, TDLEN) > 0:
         _transmit(dev, now)
@@ -254,3 +311,11 @@ def nic_step(dev):
     store(dev, NOW, now)
     store(dev, STEPS, load(dev, STEPS) + 1)
     store(dev, DEV_CYCLES, load(dev, DEV_CYCLES) + np.int64(rdtsc() - t0))
+
+
+@njit(cache=True)
+def nic_exclude(dev, cycles):
+    """Leave ``cycles`` spent on the other machine (the peer on the wire, which the
+    paper ran on its own host) out of the device clock, as the model's own are."""
+    store(dev, PEER_CYCLES, load(dev, PEER_CYCLES) + cycles)
+    store(dev, DEV_CYCLES, load(dev, DEV_CYCLES) + cycles)

@@ -32,6 +32,7 @@ STATE = state_type(rx_next=np.int64, rx_tail=np.int64, tx_next=np.int64, tx_clea
 REGS, RX_RING, TX_RING, RX_BUFS, TX_BUFS = 1, 2, 3, 4, 5
 # where an injected fault may strike (kernel/faults.py): once per call each, so that a
 # disarmed point costs nothing per packet
+MIN_TX_FRAME = 60   # bytes, without the FCS
 FAULT_POINTS = ("mid_batch", "doorbell", "after_doorbell")
 P_MID_BATCH, P_DOORBELL, P_AFTER_DOORBELL = range(3)
 
@@ -64,7 +65,12 @@ def _send(k, st, packets, collect):
         buf, address, hdr = deque_pop_dma(k, packets, np.uint8)
         if buf <= 0:
             break
-        length = ((np.int64(hdr[16]) << 8) | hdr[17]) + 14   # IPv4 total length + Ethernet
+        # the Net interface carries no length: an IPv4 frame's is its total length plus
+        # the Ethernet header, any other (ARP) is sent as a minimum-size frame
+        if hdr[12] == 0x08 and hdr[13] == 0x00:
+            length = ((np.int64(hdr[16]) << 8) | hdr[17]) + 14
+        else:
+            length = MIN_TX_FRAME
         if length > PKT_BUF:
             _bad_frame()
         ring[i].addr = address
