@@ -75,13 +75,11 @@ def _compiled_loop(entry_type):
     return _LOOPS[entry_type]
 
 
-def run_app(app, config: str, batch: int, seconds: float, traffic: np.ndarray,
-            profile: str = "x520", ring: int = 512) -> Run:
-    """One run of ``app`` (it has ``link(domain)`` and a jitted ``forward`` function)
-    in ``config`` against a NIC offering ``traffic`` (frames, in turn)."""
-    hz = tsc_hz()
+def set_up_app(app, config: str, nic: Nic82599, batch: int, ring: int):
+    """A kernel with the ixgbe driver over ``nic`` in ``config`` and ``app`` linked into
+    the domain the benchmark runs as: (kernel, entry, (buffer pool, the RX call's two
+    deques with the RX ring primed, the TX call's two deques))."""
     k = Kernel(heap_bytes=32 << 20, max_objects=1 << 14)
-    nic = Nic82599(nic_profile(profile), hz=hz, traffic=traffic)
     e = configs.build(k, config, Ixgbe, "net", device=k.add_device("nic", nic), batch=batch,
                       ring=ring)
     k.heap.h.calls[CURRENT], k.heap.h.calls[DEPTH] = e.runs_as, 0
@@ -91,6 +89,16 @@ def run_app(app, config: str, batch: int, seconds: float, traffic: np.ndarray,
     rx, got = deques(k, Net, e.runs_as)
     tx, sent = deques(k, Net, e.runs_as)
     rx, got = prime_rx(k, e, pool, rx, got, ring)
+    return k, e, (pool, rx, got, tx, sent)
+
+
+def run_app(app, config: str, batch: int, seconds: float, traffic: np.ndarray,
+            profile: str = "x520", ring: int = 512) -> Run:
+    """One run of ``app`` (it has ``link(domain)`` and a jitted ``forward`` function)
+    in ``config`` against a NIC offering ``traffic`` (frames, in turn)."""
+    hz = tsc_hz()
+    nic = Nic82599(nic_profile(profile), hz=hz, traffic=traffic)
+    k, e, (pool, rx, got, tx, sent) = set_up_app(app, config, nic, batch, ring)
     loop = _compiled_loop(e.type)
     head = (e.fn, nic_step, app.forward, k.heap.k, e.target)
     blank = np.zeros(64, np.int64)   # compile the model and the loop before the clock starts

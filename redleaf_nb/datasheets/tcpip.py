@@ -1,8 +1,12 @@
 """Where the fields of Ethernet, ARP, IPv4, ICMP, UDP and TCP headers are (RFC 826,
 791, 792, 768, 793/9293, 7323), as byte offsets into a frame: shared by the network
 stack domain (redleaf_nb/apps/tcpip), the simulated HTTP client on the wire
-(devices/http_load.py) and the tests that craft packets."""
+(devices/http_load.py) and the tests that craft packets; and the Internet checksum
+they all compute."""
 from __future__ import annotations
+
+import numpy as np
+from numba import njit
 
 # Ethernet II
 ETH_DST, ETH_SRC, ETH_TYPE, ETH_HLEN = 0, 6, 12, 14
@@ -38,3 +42,29 @@ OPT_END, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_OK, OPT_SACK, OPT_TIMESTAMP = 0,
 MSS = MTU - IP_HLEN - TCP_HLEN     # 1460
 MAX_WSCALE = 14
 HTTP_PORT = 80
+
+
+# the Internet checksum (RFC 1071), for every side of the wire: the stack's domain
+# (compiled with bounds checks, as domain code is), the simulated client, the tests
+
+@njit(cache=True, boundscheck=True, inline="always")
+def ones_sum(b, start, n):
+    """The ones'-complement sum (unfolded) of ``n`` bytes from ``start`` as big-endian
+    16-bit words, an odd last byte padded with zero."""
+    s = np.int64(0)
+    end = start + n
+    i = start
+    while i + 1 < end:
+        s += (np.int64(b[i]) << 8) | np.int64(b[i + 1])
+        i += 2
+    if i < end:
+        s += np.int64(b[i]) << 8
+    return s
+
+
+@njit(cache=True, boundscheck=True, inline="always")
+def fold(s):
+    """Fold a ones'-complement sum to 16 bits."""
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s

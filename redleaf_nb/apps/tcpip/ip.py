@@ -17,36 +17,14 @@ from redleaf_nb.datasheets.tcpip import (ARP_HLEN_F, ARP_HTYPE, ARP_OP, ARP_PLEN
                                          IP_CSUM, IP_DST, IP_FRAG, IP_HLEN, IP_MF,
                                          IP_OFFSET_MASK, IP_SRC, IP_TOTAL_LEN, IP_TTL,
                                          IP_VER_IHL, MTU, TYPE_IPV4, UDP_CSUM, UDP_DPORT,
-                                         UDP_ECHO_PORT, UDP_HLEN, UDP_LEN, UDP_SPORT)
+                                         UDP_ECHO_PORT, UDP_HLEN, UDP_LEN, UDP_SPORT, fold,
+                                         ones_sum)
 
 from ..packet import HELPER, JIT, put16, put32, u16, u32
 
 # what an IPv4 header check finds (>= 0: the header length)
 BAD_IP, BAD_IP_CSUM, FRAGMENT, NOT_MINE = -1, -2, -3, -4
 TTL = 64
-
-
-@njit(**HELPER)
-def ones_sum(b, start, n):
-    """The ones'-complement sum (unfolded) of ``n`` bytes from ``start`` as big-endian
-    16-bit words, an odd last byte padded with zero."""
-    s = np.int64(0)
-    end = start + n
-    i = start
-    while i + 1 < end:
-        s += (np.int64(b[i]) << 8) | np.int64(b[i + 1])
-        i += 2
-    if i < end:
-        s += np.int64(b[i]) << 8
-    return s
-
-
-@njit(**HELPER)
-def fold(s):
-    """Fold a ones'-complement sum to 16 bits."""
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
 
 
 @njit(**HELPER)

@@ -18,7 +18,7 @@ from redleaf_nb.datasheets.tcpip import (ETH_TYPE, IP_PROTO, PROTO_ICMP,
 from redleaf_nb.kernel.views import (deque_item, deque_len, deque_pop_front, deque_push_back,
                                      rref_array, state_type)
 
-from ..packet import HELPER, JIT, u16
+from ..packet import JIT, u16
 from .ip import (BAD_IP, BAD_IP_CSUM, FRAGMENT, arp_reply, check_ipv4, icmp_echo,
                  udp_echo)
 from .tcp import CONN, REPLY, TCP_COUNTERS, tcp_input, tcp_segment, tcp_timers, tcp_wants
@@ -143,7 +143,7 @@ class NetStack:
         us = hz / 1e6
         st["rto_initial"], st["rto_max"] = int(rto_us * us), int(rto_max_us * us)
         st["ack_delay"], st["time_wait"] = int(ack_delay_us * us), int(time_wait_us * us)
-        st["half_open_max"] = half_open_max or max(1, connections // 4)
+        st["half_open_max"] = half_open_max or max(1, connections // 2)
         st["iss_seed"] = seed
         self.conns = np.zeros(connections, CONN)
         self.rxb = np.zeros((connections, rx_ring), np.uint8)
