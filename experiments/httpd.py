@@ -17,99 +17,31 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit, typeof
-from numba import types as nbt
 
-from devices.http_load import HttpLoad, load_step
-from devices.nic import NOW as NIC_NOW
-from devices.nic import Nic82599, nic_exclude, nic_step
-from devices.profiles import nic_profile
-from devices.wire import Wire
+from devices.http_load import HttpLoad
 from experiments import _linux_servers as linux
-from experiments._apps import set_up_app
-from experiments._drivers import MAX_GAP_SECONDS, WARM_SECONDS, Run, recycle, sweep, tick
-from redleaf_nb.apps.httpd import Httpd, default_files
-from redleaf_nb.apps.tcpip.stack import NetStack
+from experiments._drivers import WARM_SECONDS, Run, sweep
+from experiments._machine import HttpdMachine
+from redleaf_nb.apps.httpd import default_files
 from redleaf_nb.experiments import Experiment, Param
-from redleaf_nb.kernel.proxy import jit_current
-from redleaf_nb.lowlevel.clock import rdtsc, tsc_hz
-from redleaf_nb.lowlevel.memory import load
+from redleaf_nb.lowlevel.clock import tsc_hz
 
 CONFIGS = ("redleaf-driver", "rv6-domain", "rv6-shadow")
 NGINX = "nginx (Linux, measured here)"
 PAPER_CONFIG = {"wrk 1 thread 20 connections": NGINX}
 
 
-def _httpd_loop(entry, step, app, k, target, dev, now_addr, rx, got, tx, sent, pool, batch,
-                limit, max_gap, ld, clients, req, meta, frames, pkt, out):
-    """As experiments/_apps.py's loop, with the client machine's turn after each device
-    step (its cycles excluded from the device clock) and the time handed to the server."""
-    me = jit_current(k)
-    calls = status = stolen = done = 0
-    now = load(now_addr, 0)
-    while True:
-        going, now, stolen = tick(step, dev, now_addr, limit, now, stolen, max_gap)
-        if not going:
-            break
-        t0 = rdtsc()
-        done += load_step(ld[0], clients, req, meta, frames, pkt, out, now)
-        nic_exclude(dev, np.int64(rdtsc() - t0))
-        status, ret = entry(k, target, rx, got, False)
-        if status != 0:
-            break
-        _, rx, got = ret
-        app(k, me, got, tx, pool, now)
-        status, ret = entry(k, target, tx, sent, True)
-        if status != 0:
-            break
-        _, tx, sent = ret
-        recycle(k, me, pool, sent, rx, batch)
-        calls += 1
-    return status, done, calls, stolen
-
-
-_LOOPS: dict = {}
-SERVE_TYPE = nbt.FunctionType(nbt.int64(*(nbt.int64,) * 6))   # serve(k, me, rx, tx, pool, now)
-
-
-def _compiled_loop(entry_type, load_args):
-    key = (entry_type, tuple(typeof(a) for a in load_args))
-    if key not in _LOOPS:
-        i64 = nbt.int64
-        step_t = nbt.FunctionType(nbt.none(i64))
-        sig = nbt.Tuple((i64,) * 4)(entry_type, step_t, SERVE_TYPE, *(i64,) * 12,
-                                    *key[1])
-        _LOOPS[key] = njit(sig, cache=True)(_httpd_loop)
-    return _LOOPS[key]
-
-
 def run_httpd(config: str, seconds: float, connections: int = 20, path: str = "/index.html",
-              batch: int = 32, ring: int = 512, profile: str = "unlimited") -> tuple[Run, dict]:
-    """One run: (the run, counting responses the client completed; the counters of
-    the server and the client)."""
-    hz = tsc_hz()
-    wire = Wire(capacity=4096)
-    nic = Nic82599(nic_profile(profile), hz=hz, wire=wire)
-    app = Httpd(stack=NetStack(hz=hz))
-    k, e, (pool, rx, got, tx, sent) = set_up_app(app, config, nic, batch, ring)
-    client = HttpLoad(wire, connections, path, hz=hz)
-    load_args = (client.state, *client.args())
-    loop = _compiled_loop(e.type, load_args)
-    head = (e.fn, nic_step, app.forward, k.heap.k, e.target)
-    max_gap = int(MAX_GAP_SECONDS * hz)
-    blank = np.zeros(64, np.int64)   # compile the model and the loop before the clock starts
-    nic_step(blank.ctypes.data)
-    loop(*head, blank.ctypes.data, blank.ctypes.data, rx, got, tx, sent, pool, batch, -1,
-         max_gap, *load_args)
-    nic.start_clock()
-    status, done, calls, stolen = loop(*head, nic.mmio, nic.mmio + 8 * NIC_NOW, rx, got, tx,
-                                       sent, pool, batch, int(seconds * hz), max_gap,
-                                       *load_args)
-    if status != 0:
-        raise RuntimeError(f"httpd in {config}: the driver call failed (status {status})")
-    k.heap.check_invariants()
-    return Run.of(done, calls, stolen, nic.stats(), hz), {**app.counters(), **{
-        f"client_{c}": v for c, v in client.counters().items()}}
+              batch: int = 32, ring: int = 512) -> tuple[Run, dict]:
+    """One run against the simulated wrk: (the run, counting responses the client
+    completed; the counters of the server and the client)."""
+    machine = HttpdMachine(config, batch=batch, ring=ring)
+    client = HttpLoad(machine.wire, connections, path, hz=machine.hz)
+    machine.start()
+    result = machine.run(seconds, client)
+    machine.check()
+    return result, {**machine.app.counters(), **{f"client_{c}": v
+                                                 for c, v in client.counters().items()}}
 
 
 def run(params: dict) -> pd.DataFrame:
