@@ -400,7 +400,7 @@ def tcp_segment(st, c, tx_ring, rx_ring_size, pkt, now):
         probe = c.ack_now == 2
         limit = c.una + max(c.wnd, 1 if probe else 0)
         n = max(0, min(min(c.end, limit) - c.nxt, c.mss))
-        seq = (c.iss + 1 + c.nxt) & M32
+        seq = (c.iss + 1 + c.nxt + (1 if c.fin_sent and c.nxt == c.end else 0)) & M32
         if n > 0:
             size = tx_ring.size
             at = c.nxt % size
