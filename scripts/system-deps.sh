@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Install the system packages that the tests and experiments need (fio for
-# the Linux block reference rows, gcc for the native analogs), only those
-# missing, with apt-get as root. Otherwise say what is missing and go on:
+# the Linux block reference rows, gcc for the native analogs, nginx, wrk, ab,
+# memcached, memcaslap and curl for the real servers and clients beside our
+# domains), only those missing, with apt-get as root. Otherwise say what is missing and go on:
 # the rows that need it are then left out. Quick when all is present.
 set -euo pipefail
 
-declare -A package_of=([fio]=fio [gcc]=gcc)  # command -> Debian package
+declare -A package_of=([fio]=fio [gcc]=gcc [nginx]=nginx [wrk]=wrk [ab]=apache2-utils
+                       [memcached]=memcached [memcaslap]=libmemcached-tools [curl]=curl
+                       [ip]=iproute2 [taskset]=util-linux)  # command -> Debian package
 missing=()
 for cmd in "${!package_of[@]}"; do
-    command -v "$cmd" >/dev/null || missing+=("${package_of[$cmd]}")
+    command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("${package_of[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -20,3 +23,7 @@ echo "system-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# the experiments start their own servers on free ports: the packages' services stay off
+for service in nginx memcached; do
+    command -v invoke-rc.d >/dev/null && invoke-rc.d "$service" stop >/dev/null 2>&1 || true
+done

@@ -375,16 +375,17 @@ class Httpd(NetApp):
             for _ in range(2 * MAX_BATCH):
                 hp.deque_push_back(heap.k, self._deques[2], me, heap.alloc(deque_t.child, me))
         rx, tx, pool = self._deques
-        for frame in frames:
-            buf = hp.deque_pop_front(heap.k, pool, me)
-            data = heap.view(buf, me, write=True)
-            data[:] = 0
-            data[:len(frame)] = np.frombuffer(bytes(frame), np.uint8)
-            hp.deque_push_back(heap.k, rx, me, buf)
-        dom.run_jitted(serve, rx, tx, pool, now)
-        out = []
-        while hp.deque_len(heap.k, tx, me) > 0:
-            buf = hp.deque_pop_front(heap.k, tx, me)
-            out.append(frame_bytes(heap.view(buf, me)))
-            hp.deque_push_back(heap.k, pool, me, buf)
+        out, frames, chunk = [], list(frames), MAX_BATCH // 2
+        for first in range(0, max(len(frames), 1), chunk):   # as a driver's batches
+            for frame in frames[first:first + chunk]:
+                buf = hp.deque_pop_front(heap.k, pool, me)
+                data = heap.view(buf, me, write=True)
+                data[:] = 0
+                data[:len(frame)] = np.frombuffer(bytes(frame), np.uint8)
+                hp.deque_push_back(heap.k, rx, me, buf)
+            dom.run_jitted(serve, rx, tx, pool, now)
+            while hp.deque_len(heap.k, tx, me) > 0:
+                buf = hp.deque_pop_front(heap.k, tx, me)
+                out.append(frame_bytes(heap.view(buf, me)))
+                hp.deque_push_back(heap.k, pool, me, buf)
         return out

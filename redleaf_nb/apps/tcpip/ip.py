@@ -149,5 +149,7 @@ def udp_echo(pkt, ihl, total, my_mac, ident):
     reply_ip(pkt, ihl, my_mac, ident, 17, IP_HLEN + n)
     t = ETH_HLEN + IP_HLEN
     _swap(pkt, t + UDP_SPORT, t + UDP_DPORT, 2)
-    put16(pkt, t + UDP_CSUM, np.uint64(0))   # optional in IPv4
+    put16(pkt, t + UDP_CSUM, np.uint64(0))
+    csum = ~fold(pseudo_sum(pkt, 17, n) + ones_sum(pkt, t, n)) & 0xFFFF
+    put16(pkt, t + UDP_CSUM, np.uint64(csum if csum else 0xFFFF))   # 0 means "none"
     return 1

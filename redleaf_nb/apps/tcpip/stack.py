@@ -23,7 +23,7 @@ from .ip import (BAD_IP, BAD_IP_CSUM, FRAGMENT, arp_reply, check_ipv4, icmp_echo
                  udp_echo)
 from .tcp import CONN, REPLY, TCP_COUNTERS, tcp_input, tcp_segment, tcp_timers, tcp_wants
 
-COUNTERS = ("frames_in", "frames_out", "runt", "not_ip", "arp_replies", "ip_bad",
+COUNTERS = ("frames_in", "frames_out", "not_ip", "arp_replies", "arp_ignored", "ip_bad",
             "ip_bad_checksum", "ip_fragments", "ip_not_mine", "icmp_echoes", "icmp_bad",
             "udp_echoes", "udp_bad", "udp_no_port", "other_protocol",
             "tx_no_buffer") + TCP_COUNTERS
@@ -42,7 +42,7 @@ def stack_frame(st, conns, rxb, pkt):
         if arp_reply(pkt, st.ip, st.mac):
             st.arp_replies += 1
             return True
-        st.not_ip += 1
+        st.arp_ignored += 1
         return False
     if kind != TYPE_IPV4:
         st.not_ip += 1

@@ -296,14 +296,14 @@ def tcp_input(st, conns, rxb, pkt, ihl, total):
     if c.state == SYN_RCVD and flags & SYN and not flags & ACK:
         c.syn_sent = 0                   # our SYN-ACK was lost: send it again
         return CONSUMED
-    room = rxb.shape[1] - (c.got - c.used)
-    in_window = -1 <= seg - c.got <= max(room, 1)
+    room = max(rxb.shape[1] - (c.got - c.used), 1)
+    ahead = seg - c.got        # < 0: (partly) old data, counted as duplicates in _on_data
     if flags & RST:
-        if in_window:
+        if -1 <= ahead <= room:
             free_slot(c, st)
             st.tcp_resets_in += 1
         return CONSUMED
-    if not in_window or flags & SYN:
+    if ahead > room or ahead < -(1 << 30) or flags & SYN:
         st.tcp_out_of_window += 1        # answered with an ACK saying what we expect
         c.ack_now = 1
         return CONSUMED
@@ -347,6 +347,8 @@ def tcp_timers(st, conns):
             if now >= c.tw_at:
                 free_slot(c, st)
             continue
+        if c.rto_at == 0 and c.wnd == 0 and c.end > c.nxt and c.una == c.nxt:
+            c.rto_at = now + c.rto        # the persist timer: probe the zero window
         if c.rto_at == 0 or now < c.rto_at:
             continue
         c.retries += 1
