@@ -20,18 +20,20 @@ import numpy as np
 from numba import njit
 
 from redleaf_nb.interfaces.net import MAX_BATCH, Packets
+from redleaf_nb.interfaces.service import CLOSE, GO_ON, MESSAGE_BYTES, ByteService
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.types import exchangeable
-from redleaf_nb.kernel.views import copy_into, deque_len, own_array, own_matrix, state_type
+from redleaf_nb.kernel.views import (copy_into, deque_len, own_array, own_matrix, rref_array,
+                                     state_type)
 
 from .netapp import GRANT_BASE, NetApp
 from .packet import HELPER, JIT
 from .tcpip.stack import STACK, NetStack, stack_input, stack_output
-from .tcpip.tcp import (CONN, sock_close, sock_consume, sock_open, sock_readable, sock_room,
+from .tcpip.tcp import (CONN, ESTABLISHED, sock_close, sock_consume, sock_open, sock_readable, sock_room,
                         sock_write)
 
-G_STACK, G_CONNS, G_RXB, G_TXB, G_HTTP, G_SESS, G_BLOB, G_FTAB = range(GRANT_BASE,
-                                                                      GRANT_BASE + 8)
+(G_STACK, G_CONNS, G_RXB, G_TXB, G_HTTP, G_SESS, G_BLOB, G_FTAB, G_BRIDGE_CONN, G_BRIDGE_SESS,
+ G_BRIDGE_OUT) = range(GRANT_BASE, GRANT_BASE + 11)
 TEXTS = ("HTTP/1.1 200 OK\r\n", "HTTP/1.1 400 Bad Request\r\n", "HTTP/1.1 404 Not Found\r\n",
          "HTTP/1.1 405 Method Not Allowed\r\n",
          "HTTP/1.1 431 Request Header Fields Too Large\r\n",
@@ -48,7 +50,9 @@ SESS = state_type(gen=np.int64, at=np.int64, end=np.int64, close=np.int64,
                   requests=np.int64)
 COUNTERS = ("requests", "ok", "not_found", "bad_request", "not_allowed", "too_large",
             "head", "closed_by_client", "closed_by_server", "body_bytes")
-HTTP = state_type(**{c: np.int64 for c in COUNTERS}, max_header=np.int64, nfiles=np.int64)
+HTTP = state_type(**{c: np.int64 for c in COUNTERS}, max_header=np.int64, nfiles=np.int64,
+                  max_file=np.int64)
+MAX_FILE = MESSAGE_BYTES - (64 << 10)   # a file and its response's head fit a bridge message
 GET, HEAD, OTHER, BAD = 0, 1, 2, -1
 SP, CR, LF = 32, 13, 10
 HEADER_ROOM = 320   # send-ring room a response's header needs (the longest is ~150 bytes)
@@ -256,9 +260,24 @@ def _serve_request(hs, s, c, rx_ring, ring, blob, ftab, req):
 
 
 @njit(**JIT)
+def _serve_connection(hs, s, c, rx_ring, tx_ring, blob, ftab, req, room):
+    """Continue the response in progress on ``c``, then answer its whole requests while
+    its send ring has ``room`` bytes free; close it once the client has closed and
+    everything is answered."""
+    while s.close != 2:
+        if not _continue(hs, s, c, tx_ring, blob):
+            break              # the send ring is full: the rest next time
+        if (sock_readable(c) == 0 and not c.fin_in) or sock_room(c, tx_ring) < room:
+            break
+        before = c.used
+        _serve_request(hs, s, c, rx_ring, tx_ring, blob, ftab, req)
+        if c.used == before and s.close != 2:
+            break              # half a request: wait for the rest
+
+
+@njit(**JIT)
 def http_round(hs, sess, blob, ftab, conns, rxb, txb, req):
-    """Visit every open connection once: continue its response, or answer its next
-    request, or close it once the client has closed and everything is answered."""
+    """Visit every open connection once (round-robin, as the paper's httpd)."""
     for i in range(conns.shape[0]):
         c = conns[i]
         if not sock_open(c):
@@ -266,15 +285,7 @@ def http_round(hs, sess, blob, ftab, conns, rxb, txb, req):
         s = sess[i]
         if s.gen != c.gen:        # a new connection in this slot
             s.gen, s.at, s.end, s.close, s.requests = c.gen, 0, 0, 0, 0
-        while s.close != 2:
-            if not _continue(hs, s, c, txb[i], blob):
-                break              # the send ring is full: the rest next time
-            if (sock_readable(c) == 0 and not c.fin_in) or sock_room(c, txb[i]) < HEADER_ROOM:
-                break
-            before = c.used
-            _serve_request(hs, s, c, rxb[i], txb[i], blob, ftab, req)
-            if c.used == before and s.close != 2:
-                break              # half a request: wait for the rest
+        _serve_connection(hs, s, c, rxb[i], txb[i], blob, ftab, req, HEADER_ROOM)
 
 
 @njit(**JIT)
@@ -293,6 +304,27 @@ def serve(k, me, rx, tx, pool, now):
     http_round(hs, sess, blob, ftab, conns, rxb, txb, np.empty(hs.max_header + 24, np.uint8))
     stack_output(k, st, conns, rxb, txb, tx, pool, MAX_BATCH - deque_len(k, tx))
     return deque_len(k, tx)
+
+
+@njit(**JIT)
+def serve_bytes(k, me, msg, length):
+    """The httpd's service to the socket bridge (interfaces/service.py): answer the whole
+    requests in the first ``length`` bytes of exchange-heap buffer ``msg`` (owned by
+    this domain for the call) and put the replies there: (bytes consumed, bytes of
+    reply, whether the connection closes). It is the same request handling as on the
+    stack's connections, over a connection record of its own whose receive ring is
+    ``msg`` and whose send ring holds any whole response."""
+    hs, blob, ftab = own_array(k, G_HTTP, HTTP)[0], own_array(k, G_BLOB, np.uint8), \
+        own_array(k, G_FTAB, FILE)
+    c, s = own_array(k, G_BRIDGE_CONN, CONN)[0], own_array(k, G_BRIDGE_SESS, SESS)[0]
+    out, data = own_array(k, G_BRIDGE_OUT, np.uint8), rref_array(k, msg, np.uint8, True)
+    c.state, c.got, c.used, c.end, c.una, c.fin_in, c.fin_out = ESTABLISHED, min(length,
+                                                                                data.size), 0, 0, 0, 0, 0
+    s.at, s.end, s.close = 0, 0, 0
+    _serve_connection(hs, s, c, data, out, blob, ftab, np.empty(hs.max_header + 24, np.uint8),
+                      HEADER_ROOM + hs.max_file)
+    copy_into(data[:c.end], out[:c.end])
+    return c.used, c.end, s.close == 2
 
 
 def default_files(seed: int = 0) -> dict[str, bytes]:
@@ -320,7 +352,7 @@ class Httpd(NetApp):
     (``/`` serves ``/index.html`` unless given); ``stack`` a :class:`NetStack`."""
 
     name = "httpd"
-    functions = (serve,)
+    functions = (serve, serve_bytes)
     forward = staticmethod(serve)
     COUNTERS = COUNTERS
     _deques = None
@@ -334,14 +366,18 @@ class Httpd(NetApp):
         if not 256 <= max_header <= self.stack.rxb.shape[1] // 2:
             raise ValueError(f"httpd: max_header={max_header} out of range 256.."
                              f"{self.stack.rxb.shape[1] // 2} (half the receive ring)")
-        for path in files:
+        for path, data in files.items():
+            if len(data) > MAX_FILE:
+                raise ValueError(f"httpd: {path} has {len(data)} bytes, more than {MAX_FILE}")
             if not path.startswith("/") or len(path) > 1024 or any(ch <= " " for ch in path):
                 raise ValueError(f"httpd: bad path {path!r} (starts with '/', no spaces, "
                                  "at most 1024 bytes)")
         self.files = files
         self.state = np.zeros(1, HTTP)
         self.state["max_header"], self.state["nfiles"] = max_header, len(files)
+        self.state["max_file"] = max(len(data) for data in files.values()) if files else 0
         self.sessions = np.zeros(len(self.stack.conns), SESS)
+        self._bridge = (np.zeros(1, CONN), np.zeros(1, SESS), np.zeros(MESSAGE_BYTES, np.uint8))
         chunks, rows, at = [], [], 0
         for text in TEXTS:
             data = text.encode()
@@ -359,7 +395,8 @@ class Httpd(NetApp):
 
     def regions(self) -> dict[int, np.ndarray]:
         return {**self.stack.regions(G_STACK), G_HTTP: self.state, G_SESS: self.sessions,
-                G_BLOB: self.blob, G_FTAB: self.table}
+                G_BLOB: self.blob, G_FTAB: self.table, G_BRIDGE_CONN: self._bridge[0],
+                G_BRIDGE_SESS: self._bridge[1], G_BRIDGE_OUT: self._bridge[2]}
 
     def counters(self) -> dict:
         return {**self.stack.counters(), **super().counters()}
@@ -389,3 +426,25 @@ class Httpd(NetApp):
                 out.append(frame_bytes(heap.view(buf, me)))
                 hp.deque_push_back(heap.k, pool, me, buf)
         return out
+
+
+class HttpdService(ByteService):
+    """The httpd as a domain of its own behind the socket bridge: created empty, then
+    given an :class:`Httpd`'s memory (:func:`httpd_service`)."""
+
+    def create_service(self, memory):
+        self.app = None
+
+    def serve(self, msg, length):
+        if self.app is None:
+            raise RuntimeError("httpd service: no files linked yet (use httpd_service())")
+        used, reply, close = self.domain.run_jitted(serve_bytes, msg.handle, length)
+        return used, reply, CLOSE if close else GO_ON, msg
+
+
+def httpd_service(kernel, app: Httpd, name: str = "httpd"):
+    """Create the httpd service domain in ``kernel`` serving ``app``'s files: its proxy."""
+    proxy = kernel.create(name, HttpdService, memory=0)
+    app.link(proxy.domain)
+    proxy.domain.impl.app = app
+    return proxy

@@ -2,7 +2,7 @@
 exchange heap (what a memcached protocol front puts on the wire; the fixed-size fast
 path Figure 10 measures is :mod:`redleaf_nb.apps.kvstore`).
 
-An item is a key (1..250 bytes, no spaces or control characters, as memcached's),
+An item is a key (1..250 bytes without spaces, line breaks or NULs, as memcached's),
 a value of up to 1 MiB, 32-bit client flags, a CAS id (unique per change, as
 memcached's ``gets``/``cas``) and an expiry time. Each value lives in the exchange
 heap as an ``RRef<[u8; N]>`` owned by the store's domain, N the power of two (at least
@@ -55,8 +55,8 @@ def check_key(key: bytes) -> bytes:
         raise TypeError(f"kvdata: a key is bytes, not {type(key).__name__}")
     if not 1 <= len(key) <= MAX_KEY:
         raise ValueError(f"kvdata: key of {len(key)} bytes, must be 1..{MAX_KEY}")
-    if any(b <= 32 or b == 127 for b in key):
-        raise ValueError(f"kvdata: key {bytes(key)[:40]!r} holds a space or control character")
+    if any(b in b" \r\n\0" for b in key):   # what memcached's text protocol cannot carry
+        raise ValueError(f"kvdata: key {bytes(key)[:40]!r} holds a space, a line break or a NUL")
     return bytes(key)
 
 
@@ -192,6 +192,23 @@ class KvData:
 
     def prepend(self, key: bytes, data: bytes) -> str:
         return self._grow(key, data, front=True)
+
+    def incr(self, key: bytes, delta: int) -> int | str:
+        """Add ``delta`` (negative: decr) to a decimal value, as memcached: incr wraps at
+        2**64, decr stops at 0; the new value, or NOT_FOUND. A value that is not a
+        decimal number below 2**64 is a ValueError."""
+        item = self._live(check_key(key))
+        if item is None:
+            return NOT_FOUND
+        text = self._bytes(item)
+        if not (text.isdigit() and len(text) <= 20 and int(text) < 1 << 64):
+            raise ValueError("cannot increment or decrement non-numeric value")
+        value = (int(text) + delta) % (1 << 64) if delta >= 0 else max(0, int(text) + delta)
+        new = str(value).encode()
+        handle, cap = self._alloc(new)
+        self._free(item)
+        item.handle, item.capacity, item.length, item.cas = handle, cap, len(new), self._cas()
+        return value
 
     def delete(self, key: bytes) -> str:
         if self._live(check_key(key)) is None:

@@ -23,7 +23,7 @@ META_COLUMNS = ("state", "generation", "owner", "type_id", "offset", "size", "si
 NCLASSES = 40   # power-of-two size classes of the heap allocator
 MIN_CHUNK = 8   # bytes: the smallest chunk, and the alignment of every object
 MAX_CONT = 64   # deepest nesting of jitted cross-domain calls
-MAX_RES = 16    # memory regions the kernel can grant one domain (its state is the first)
+MAX_RES = 24    # memory regions the kernel can grant one domain (its state is the first)
 RES_WORDS = 4   # a grant: data address, rows, columns (0: one-dimensional), item size
 
 # descriptor words: data addresses, then sizes
