@@ -89,6 +89,10 @@ class RRef(Handle):
         """Write part of an array value (type-checked like :meth:`set`)."""
         view = self._heap.heap.view(self.handle, self._caller, write=True)
         part = view[index]
+        if (isinstance(value, np.ndarray) and value.dtype == part.dtype
+                and value.shape == np.shape(part)):
+            view[index] = value   # already of the element type: nothing to convert
+            return
         elem = getattr(self.type.target, "elem", self.type.target)
         where = f"set {self.type.name}[{index!r}]"
         if np.ndim(part) == 0:
