@@ -101,6 +101,12 @@ def kvstore(ratio=0.7, spread=SPREAD):
     return pd.DataFrame(rows)
 
 
+def httpd(driver=1e6, rv6=(0.9e6, 0.85e6), nginx=80e3, spread=SPREAD):
+    rate = {"redleaf-driver": driver, "rv6-domain": rv6[0], "rv6-shadow": rv6[1],
+            C.NGINX_HERE: nginx}
+    return pd.DataFrame([{"config": k, **span_cols("rate", v, spread)} for k, v in rate.items()])
+
+
 def verdict(number, **results):
     claim = next(c for c in C.CLAIMS if c.number == number)
     return claim.verdict(results, PAPER)
@@ -163,6 +169,12 @@ CASES = [
     (14, dict(kvstore=kvstore(0.7)), C.HOLDS),
     (14, dict(kvstore=kvstore(0.4)), C.FAILS),
     (14, dict(kvstore=kvstore(0.61, spread=0.05)), C.INCONCLUSIVE),
+    (15, dict(httpd=httpd(driver=400e3)), C.HOLDS),
+    (15, dict(httpd=httpd(driver=200e3, rv6=(190e3, 180e3))), C.FAILS),
+    (15, dict(httpd=httpd(driver=240e3, rv6=(230e3, 220e3), spread=0.05)), C.INCONCLUSIVE),
+    (16, dict(httpd=httpd()), C.HOLDS),
+    (16, dict(httpd=httpd(rv6=(1.2e6, 0.85e6))), C.FAILS),
+    (16, dict(httpd=httpd(rv6=(0.98e6, 0.97e6), spread=0.03)), C.INCONCLUSIVE),
 ]
 
 
@@ -177,7 +189,7 @@ def test_every_claim_reaches_every_verdict(number, results, expected):
 
 def test_every_claim_has_three_verdict_cases():
     reached = {(n, v) for n, _, v in CASES}
-    assert {c.number for c in C.CLAIMS} == set(range(1, 15))
+    assert {c.number for c in C.CLAIMS} == set(range(1, 17))
     assert reached == {(c.number, v) for c in C.CLAIMS
                        for v in (C.HOLDS, C.FAILS, C.INCONCLUSIVE)} - {(9, C.INCONCLUSIVE)}
 

@@ -28,7 +28,8 @@ def test_the_summary_counts_verdicts_and_ranges():
 
 def test_every_claimed_experiment_is_run():
     assert set(claim_experiments()) == {"comm_cost", "hashtable", "ixgbe", "nullnet", "nvme",
-                                        "recovery", "fault_campaign", "maglev", "kvstore"}
+                                        "recovery", "fault_campaign", "maglev", "kvstore",
+                                        "httpd"}
 
 
 def test_stability_runs_and_records(tmp_path, monkeypatch):

@@ -429,22 +429,24 @@ class Httpd(NetApp):
 
 
 class HttpdService(ByteService):
-    """The httpd as a domain of its own behind the socket bridge: created empty, then
-    given an :class:`Httpd`'s memory (:func:`httpd_service`)."""
+    """The httpd as a domain of its own behind the socket bridge, serving ``files``
+    (None: :func:`default_files`; :func:`httpd_service` makes a class with others). It
+    builds its memory when created, so a shadow that re-creates it after a crash
+    brings it back whole."""
+
+    files: dict | None = None
 
     def create_service(self, memory):
-        self.app = None
+        self.app = Httpd(self.files)
+        self.app.link(self.domain)
 
     def serve(self, msg, length):
-        if self.app is None:
-            raise RuntimeError("httpd service: no files linked yet (use httpd_service())")
         used, reply, close = self.domain.run_jitted(serve_bytes, msg.handle, length)
         return used, reply, CLOSE if close else GO_ON, msg
 
 
-def httpd_service(kernel, app: Httpd, name: str = "httpd"):
-    """Create the httpd service domain in ``kernel`` serving ``app``'s files: its proxy."""
-    proxy = kernel.create(name, HttpdService, memory=0)
-    app.link(proxy.domain)
-    proxy.domain.impl.app = app
-    return proxy
+def httpd_service(kernel, files: dict[str, bytes] | None = None, name: str = "httpd"):
+    """Create the httpd service domain in ``kernel`` (serving ``files``): its proxy."""
+    cls = HttpdService if files is None else type("HttpdService", (HttpdService,),
+                                                   {"files": dict(files)})
+    return kernel.create(name, cls, memory=0)
