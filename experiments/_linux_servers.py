@@ -8,6 +8,7 @@ their rows out. Servers listen on 127.0.0.1 only, are pinned to a core with
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import socket
@@ -70,6 +71,7 @@ def nginx(files: dict[str, bytes], core: int | None = 0):
     million requests. Yields the port."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="redleaf-nginx-") as tmp:
+        os.chmod(tmp, 0o755)   # nginx's worker (another user) reads the files
         root = Path(tmp) / "root"
         for path, data in files.items():
             if path.endswith("/"):
@@ -124,15 +126,18 @@ def _run(cmd: list[str], timeout: float) -> str:
     return out.stdout
 
 
-def wrk(url: str, seconds: int = 1, connections: int = 20, threads: int = 1,
-        core: int | None = 1, prefix: tuple = ()) -> dict:
-    """A wrk run (the paper's: 1 thread, 20 connections): requests/s, requests, socket
-    errors of every kind and non-2xx responses. ``prefix`` runs it elsewhere (``ip netns
-    exec NS``)."""
-    seconds = max(1, int(round(seconds)))   # wrk counts whole seconds
-    text = _run([*prefix, *_pinned(core), COMMANDS["wrk"], "-t", str(threads), "-c",
-                 str(connections), "-d", f"{seconds}s", url], timeout=seconds + 30)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+def wrk_argv(url: str, seconds: int = 1, connections: int = 20, threads: int = 1) -> list[str]:
+    """wrk's command line (the paper's: 1 thread, 20 connections); whole seconds."""
+    return [COMMANDS["wrk"], "-t", str(threads), "-c", str(connections), "-d",
+            f"{max(1, int(round(seconds)))}s", url]
+
+
+def parse_wrk(text: str) -> dict:
+    """wrk's report: requests/s, requests, socket errors of every kind, non-2xx."""
+    found = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if not found:
+        raise RuntimeError(f"wrk: no rate in its output: {text[-300:]}")
+    rps = float(found.group(1))
     total = int(re.search(r"(\d+) requests in", text).group(1))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                        text)
@@ -142,17 +147,29 @@ def wrk(url: str, seconds: int = 1, connections: int = 20, threads: int = 1,
             "non_2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
-def ab(url: str, requests: int = 10000, concurrency: int = 20, keepalive: bool = True,
-       core: int | None = 1, timeout: float = 60, prefix: tuple = ()) -> dict:
-    """An ApacheBench run: requests/s, completed and failed requests, non-2xx."""
-    text = _run([*prefix, *_pinned(core), COMMANDS["ab"], "-q", "-n", str(requests), "-c",
-                 str(concurrency), "-s", "10", *(["-k"] if keepalive else []), url],
-                timeout=timeout)
-    num = lambda pattern: float(re.search(pattern, text).group(1))   # noqa: E731
+def wrk(url: str, seconds: int = 1, connections: int = 20, core: int | None = 1) -> dict:
+    """A wrk run against ``url`` from this namespace, pinned to ``core``."""
+    argv = wrk_argv(url, seconds, connections)
+    return parse_wrk(_run([*_pinned(core), *argv], timeout=int(argv[6][:-1]) + 30))
+
+
+def ab_argv(url: str, requests: int = 10000, concurrency: int = 20) -> list[str]:
+    """ApacheBench's command line: keep-alive, ``concurrency`` connections."""
+    return [COMMANDS["ab"], "-q", "-k", "-n", str(requests), "-c", str(concurrency), "-s", "10",
+            url]
+
+
+def parse_ab(text: str) -> dict:
+    """ab's report: requests/s, completed and failed requests, non-2xx."""
+    def number(pattern):
+        found = re.search(pattern, text)
+        if not found:
+            raise RuntimeError(f"ab: no '{pattern}' in its output: {text[-300:]}")
+        return float(found.group(1))
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", text)
-    return {"requests_per_s": num(r"Requests per second:\s+([\d.]+)"),
-            "requests": int(num(r"Complete requests:\s+(\d+)")),
-            "failed": int(num(r"Failed requests:\s+(\d+)")),
+    return {"requests_per_s": number(r"Requests per second:\s+([\d.]+)"),
+            "requests": int(number(r"Complete requests:\s+(\d+)")),
+            "failed": int(number(r"Failed requests:\s+(\d+)")),
             "non_2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
