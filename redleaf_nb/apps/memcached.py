@@ -27,6 +27,7 @@ VERSION = b"1.6.18-redleaf-nb"
 MAX_LINE = 2048          # a command line longer than this is refused (memcached: 2048)
 STORAGE = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
 BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+INVALID_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
 
 
 class _Incomplete(Exception):
@@ -54,15 +55,16 @@ class Protocol:
         replies, what next: GO_ON, CLOSE or SWALLOW + n)."""
         at, out = 0, []
         while at < len(buf):
-            end = buf.find(b"\r\n", at, at + MAX_LINE + 2)
+            end = buf.find(b"\n", at, at + MAX_LINE + 2)   # as memcached: a \r before is dropped
             if end < 0:
                 if len(buf) - at > MAX_LINE:
                     out.append(b"CLIENT_ERROR line too long\r\n")
                     return len(buf), b"".join(out), CLOSE
                 break
-            words = buf[at:end].split()
+            words = buf[at:end].rstrip(b"\r").split(b" ")
+            words = [w for w in words if w]
             try:
-                used, reply, then = self._command(words, buf, end + 2)
+                used, reply, then = self._command(words, buf, end + 1)
             except _Incomplete:
                 break
             at = used
@@ -71,18 +73,26 @@ class Protocol:
                 return at, b"".join(out), then
         return at, b"".join(out), GO_ON
 
+    # command -> (handler, fewest and most words with the command): memcached answers
+    # ERROR to a command it does not know, or with another number of words
     def _command(self, words: list[bytes], buf: bytes, after: int):
         if not words:
             return after, b"ERROR\r\n", GO_ON
         cmd, args = words[0], words[1:]
         if cmd in STORAGE:
+            if not (5 if cmd == b"cas" else 4) <= len(args) <= (6 if cmd == b"cas" else 5):
+                return after, b"ERROR\r\n", GO_ON
             return self._store(cmd, args, buf, after)
-        handler = {b"get": self._get, b"gets": self._get, b"gat": self._gat, b"gats": self._gat,
-                   b"delete": self._delete, b"incr": self._incr, b"decr": self._incr,
-                   b"touch": self._touch, b"flush_all": self._flush, b"version": self._version,
-                   b"verbosity": self._ok, b"cache_memlimit": self._ok, b"stats": self._stats,
-                   b"quit": self._quit}.get(cmd)
-        if handler is None:
+        handler, fewest, most = {
+            b"get": (self._get, 1, 1 << 20), b"gets": (self._get, 1, 1 << 20),
+            b"gat": (self._gat, 1, 1 << 20), b"gats": (self._gat, 1, 1 << 20),
+            b"delete": (self._delete, 1, 3), b"incr": (self._incr, 2, 3),
+            b"decr": (self._incr, 2, 3), b"touch": (self._touch, 2, 3),
+            b"flush_all": (self._flush, 0, 2), b"version": (self._version, 0, 0),
+            b"verbosity": (self._ok, 1, 2), b"cache_memlimit": (self._ok, 1, 2),
+            b"stats": (self._stats, 0, 1 << 20), b"quit": (self._quit, 0, 0),
+        }.get(cmd, (None, 0, -1))
+        if handler is None or not fewest <= len(args) <= most:
             return after, b"ERROR\r\n", GO_ON
         try:
             reply = handler(cmd, args)
@@ -120,7 +130,7 @@ class Protocol:
         value = buf[after:after + size]
         used = after + size + 2
         if buf[after + size:used] != b"\r\n":
-            return used, b"CLIENT_ERROR bad data chunk\r\n", GO_ON
+            return used, b"" if noreply else b"CLIENT_ERROR bad data chunk\r\n", GO_ON
         try:
             if cmd == b"cas":
                 result = self.data.cas(key, value, unique, flags, exptime)
@@ -135,8 +145,6 @@ class Protocol:
         return used, b"" if noreply else result.encode() + b"\r\n", GO_ON
 
     def _values(self, keys: list[bytes], with_cas: bool) -> bytes:
-        if not keys:
-            raise ValueError("no key")
         out = []
         for key in keys:
             got = self.data.get(self._key(key))
@@ -154,9 +162,10 @@ class Protocol:
         return self._values(args, cmd == b"gets")
 
     def _gat(self, cmd, args):
-        if not args:
-            raise ValueError("no exptime")
-        exptime = _number(args[0], 64, signed=True)
+        try:
+            exptime = _number(args[0], 64, signed=True)
+        except ValueError:
+            return INVALID_EXPTIME
         for key in args[1:]:
             self.data.touch(self._key(key), exptime)
         return self._values(args[1:], cmd == b"gats")
@@ -189,13 +198,20 @@ class Protocol:
         noreply = len(args) == 3 and args[2] == b"noreply"
         if len(args) != (3 if noreply else 2):
             raise ValueError(args)
-        result = self.data.touch(self._key(args[0]), _number(args[1], 64, signed=True))
+        try:
+            exptime = _number(args[1], 64, signed=True)
+        except ValueError:
+            return INVALID_EXPTIME
+        result = self.data.touch(self._key(args[0]), exptime)
         return b"" if noreply else result.encode() + b"\r\n"
 
     def _flush(self, cmd, args):
         noreply = bool(args) and args[-1] == b"noreply"
-        if len(args) > (2 if noreply else 1):
+        delay = args[:-1] if noreply else args
+        if len(delay) > 1:
             raise ValueError(args)
+        if delay and not delay[0].isdigit():
+            return INVALID_EXPTIME
         self.data.flush_all()
         return b"" if noreply else b"OK\r\n"
 
