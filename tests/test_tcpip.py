@@ -410,3 +410,27 @@ def test_http10_closes_unless_asked_to_keep_alive_and_pipelined_requests_are_ans
     assert b"Connection: keep-alive" in keep
     out = client.request(b"GET / HTTP/1.0\r\n\r\n")
     assert b"Connection: close" in client.take(out) and "F" in out[-1][TCP].flags
+
+
+# --- the stack under load from the simulated client, over an impaired wire -----------
+
+@pytest.mark.parametrize("drop_every, reorder_every", [(0, 0), (7, 0), (0, 5), (11, 13)])
+def test_twenty_connections_complete_every_response_over_a_lossy_reordering_wire(
+        drop_every, reorder_every):
+    from devices.http_load import HttpLoad
+    from devices.wire import FROM_HOST, TO_HOST
+    from experiments._machine import HttpdMachine
+    machine = HttpdMachine("redleaf-driver")
+    for direction in (TO_HOST, FROM_HOST):
+        machine.wire.impair(direction, drop_every, reorder_every)
+    client = HttpLoad(machine.wire, 20, "/10K.bin", hz=machine.hz, timeout_us=50_000)
+    machine.run(0.4, client)
+    got, server = client.counters(), machine.app.counters()
+    assert got["completed"] > 20 and got["non_2xx"] == 0 and got["bad_responses"] == 0
+    assert got["bytes_read"] >= got["completed"] * 10240
+    if drop_every:
+        assert machine.wire.lost(FROM_HOST) > 0 and server["tcp_retransmits"] \
+            + server["tcp_fast_retransmits"] > 0
+    if reorder_every:
+        assert got["out_of_order"] + server["tcp_out_of_order"] > 0
+    machine.check()
