@@ -36,6 +36,28 @@ from redleaf_nb.lowlevel.clock import tsc_hz
 from redleaf_nb.lowlevel.memory import load
 
 
+@njit(cache=True, inline="always")
+def receive(entry, k, target, rx, got):
+    """The configuration's RX call: (status, the two deques back)."""
+    status, ret = entry(k, target, rx, got, False)
+    if status != 0:
+        return status, rx, got
+    _, rx, got = ret
+    return status, rx, got
+
+
+@njit(cache=True, inline="always")
+def send_and_recycle(entry, k, target, me, tx, sent, pool, rx, batch):
+    """The configuration's TX call, then the sent buffers back into the next RX batch:
+    (status, the TX call's two deques back)."""
+    status, ret = entry(k, target, tx, sent, True)
+    if status != 0:
+        return status, tx, sent
+    _, tx, sent = ret
+    recycle(k, me, pool, sent, rx, batch)
+    return status, tx, sent
+
+
 def _app_loop(entry, step, app, k, target, dev, now_addr, rx, got, tx, sent, pool, batch,
               limit, max_gap):
     """Until the device clock passes ``limit``: let the device advance, receive a batch,
@@ -48,16 +70,13 @@ def _app_loop(entry, step, app, k, target, dev, now_addr, rx, got, tx, sent, poo
         going, now, stolen = tick(step, dev, now_addr, limit, now, stolen, max_gap)
         if not going:
             break
-        status, ret = entry(k, target, rx, got, False)
+        status, rx, got = receive(entry, k, target, rx, got)
         if status != 0:
             break
-        _, rx, got = ret
         app(k, me, got, tx, pool)
-        status, ret = entry(k, target, tx, sent, True)
+        status, tx, sent = send_and_recycle(entry, k, target, me, tx, sent, pool, rx, batch)
         if status != 0:
             break
-        _, tx, sent = ret
-        recycle(k, me, pool, sent, rx, batch)
         calls += 1
     return status, calls, rx, got, tx, sent, stolen
 

@@ -79,7 +79,6 @@ def _httpd_crash(seconds: int, connections: int) -> dict:
 
 def _driver_crash(seconds: int, connections: int) -> dict:
     machine = HttpdMachine("redleaf-shadow")
-    machine.start()
     driver = machine.entry.driver.domain.name
     machine.kernel.inject(driver, Fault("panic", point="mid_batch", after=20_000))
     with taps.Tap() as tap:

@@ -19,8 +19,8 @@ from devices.nic import NOW as NIC_NOW
 from devices.nic import Nic82599, nic_exclude, nic_step
 from devices.profiles import nic_profile
 from devices.wire import FROM_HOST, TO_HOST, Wire
-from experiments._apps import set_up_app
-from experiments._drivers import MAX_GAP_SECONDS, Run, deques, prime_rx, recycle, tick
+from experiments._apps import receive, send_and_recycle, set_up_app
+from experiments._drivers import MAX_GAP_SECONDS, Run, deques, prime_rx, tick
 from redleaf_nb.apps.httpd import Httpd
 from redleaf_nb.apps.tcpip.stack import NetStack
 from redleaf_nb.interfaces.net import Net
@@ -48,16 +48,13 @@ def _serve_loop(entry, step, app, k, target, dev, now_addr, rx, got, tx, sent, p
             t0 = rdtsc()
             done += load_step(ld[0], clients, req, meta, frames, pkt, out, now)
             nic_exclude(dev, np.int64(rdtsc() - t0))
-        status, ret = entry(k, target, rx, got, False)
+        status, rx, got = receive(entry, k, target, rx, got)
         if status != 0:
             break
-        _, rx, got = ret
         app(k, me, got, tx, pool, now)
-        status, ret = entry(k, target, tx, sent, True)
+        status, tx, sent = send_and_recycle(entry, k, target, me, tx, sent, pool, rx, batch)
         if status != 0:
             break
-        _, tx, sent = ret
-        recycle(k, me, pool, sent, rx, batch)
         calls += 1
     return status, done, calls, stolen, rx, got, tx, sent
 
@@ -95,15 +92,12 @@ class HttpdMachine:
         self.batch, self.ring = batch, ring
         self.reported = 0   # driver calls that failed behind a shadow (a batch lost)
         self._idle = HttpLoad(Wire(1), 1)   # the loop's client arguments when there is none
-        self._started = False
-
-    def start(self) -> None:
-        """Compile the loop (before the clock starts) and start the device clock."""
+        # compiled now, before the clock starts and before any peer waits on the wire (a
+        # real client's ARP gives up after 3 s)
         blank = np.zeros(64, np.int64)
         nic_step(blank.ctypes.data)
         self._loop(blank.ctypes.data, blank.ctypes.data, -1 << 40, None)
         self.nic.start_clock()
-        self._started = True
 
     def _loop(self, dev, now_addr, span, client):
         peer = client or self._idle
@@ -141,8 +135,6 @@ class HttpdMachine:
         A driver call that fails behind a shadow (which restarted the driver, but reports
         a batch whose deques were lost with it) is counted in :attr:`reported`; the
         lost deques are replaced, the new driver's RX ring filled, and serving goes on."""
-        if not self._started:
-            self.start()
         before = self.nic.stats()
         span, start = int(seconds * self.hz), self.now
         done = calls = stolen = 0

@@ -37,7 +37,6 @@ def run_httpd(config: str, seconds: float, connections: int = 20, path: str = "/
     completed; the counters of the server and the client)."""
     machine = HttpdMachine(config, batch=batch, ring=ring)
     client = HttpLoad(machine.wire, connections, path, hz=machine.hz)
-    machine.start()
     result = machine.run(seconds, client)
     machine.check()
     return result, {**machine.app.counters(), **{f"client_{c}": v

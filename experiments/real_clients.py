@@ -57,7 +57,6 @@ class Servers:
         self.tap = self.machine = None
         if tap:
             self.machine = HttpdMachine(config)
-            self.machine.start()
             self.tap = stack.enter_context(taps.Tap())
         self.nginx = stack.enter_context(linux.nginx(files, core=0)) if real else None
         self.memcached = stack.enter_context(linux.memcached(core=0)) if real else None
