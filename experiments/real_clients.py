@@ -209,8 +209,9 @@ def _leftovers() -> dict:
 def plot(ours: pd.DataFrame, paper: pd.DataFrame):
     import matplotlib.pyplot as plt
     rates = ours[ours.part == "rate"]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    labels = [f"{c}\n{s}" for c, s in zip(rates.client, rates.server)]
+    fig, ax = plt.subplots(figsize=(10.5, 4.4))
+    labels = [f"{c}\n{s.replace(' via ', chr(10) + 'via ')}" for c, s in
+              zip(rates.client, rates.server)]
     colours = ["#4C72B0" if s.startswith("ours") else "#999999" for s in rates.server]
     ax.bar(np.arange(len(rates)), rates.requests_per_s / 1e3, color=colours)
     ax.set_xticks(np.arange(len(rates)), labels, fontsize=7)
