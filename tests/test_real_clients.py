@@ -255,3 +255,23 @@ def test_real_clients_experiment_is_correct_first_and_counts_crashes():
     assert with_shadow.errors == 0 and with_shadow.recovered
     assert crash.recovered.iloc[2:].all()
     exp.plot(df, ex.paper(exp))
+
+
+def test_a_bug_in_the_httpd_domain_is_a_panic_that_the_bridge_reports_and_nothing_else():
+    """Corrupt the httpd's file table (a bug's worth of a wrong offset): the bounds-checked
+    domain code panics, the call fails, the client gets a 503, and the heap is whole."""
+    from redleaf_nb.kernel.checker import check_function
+    from redleaf_nb.apps.httpd import Httpd
+    for fn in Httpd.functions:
+        check_function(fn)        # the stack and httpd are checked domain code
+    k = Kernel(heap_bytes=64 << 20, max_objects=1 << 12)
+    proxy = httpd_service(k)
+    app = proxy.domain.impl.app
+    row = list(app.files).index("/1K.bin") + len(app.table) - len(app.files)
+    app.table[row]["at"] = 1 << 40
+    with SocketBridge(k, proxy, failure=b"HTTP/1.1 503 Service Unavailable\r\n\r\n") as b:
+        got = subprocess.run(["curl", "-s", "-i", f"http://127.0.0.1:{b.port}/1K.bin"],
+                             capture_output=True, timeout=30).stdout
+        assert got.startswith(b"HTTP/1.1 503") and b.counters["failures"] == 1
+    assert not proxy.domain.alive
+    k.heap.check_invariants()

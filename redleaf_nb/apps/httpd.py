@@ -24,7 +24,7 @@ from redleaf_nb.interfaces.service import CLOSE, GO_ON, MESSAGE_BYTES, ByteServi
 from redleaf_nb.kernel import heap as hp
 from redleaf_nb.kernel.types import exchangeable
 from redleaf_nb.kernel.views import (copy_into, deque_len, own_array, own_matrix, rref_array,
-                                     state_type)
+                                     span, state_type)
 
 from .netapp import GRANT_BASE, NetApp
 from .packet import HELPER, JIT
@@ -61,7 +61,7 @@ HEADER_ROOM = 320   # send-ring room a response's header needs (the longest is ~
 @njit(**HELPER)
 def _text(blob, ftab, t):
     r = ftab[t]
-    return blob[r.at:r.at + r.size]
+    return span(blob, r.at, r.at + r.size)
 
 
 @njit(**HELPER)
@@ -199,7 +199,7 @@ def _respond(hs, s, c, ring, blob, ftab, digits, status, body, ctype, size, keep
 def _continue(hs, s, c, ring, blob):
     """Write what fits of the body in progress: True once it is all written."""
     if s.at < s.end:
-        n = sock_write(c, ring, blob[s.at:s.end])
+        n = sock_write(c, ring, span(blob, s.at, s.end))
         s.at += n
         hs.body_bytes += n
     if s.at < s.end:

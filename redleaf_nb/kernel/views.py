@@ -140,6 +140,20 @@ def copy_into(dst, src):
     move_bytes(dst.ctypes.data, src.ctypes.data, dst.size * dst.itemsize)
 
 
+@njit(cache=True)
+def _refuse_span():
+    raise IndexError("slice out of range: a[lo:hi] must lie within a (0 <= lo <= hi <= len)")
+
+
+@njit(cache=True, inline="always")
+def span(a, lo, hi):
+    """``a[lo:hi]`` as Rust's ``&a[lo..hi]``: a range that does not lie within ``a`` is a
+    panic, where a Python or Numba slice would quietly come out shorter."""
+    if lo < 0 or hi < lo or hi > a.shape[0]:
+        _refuse_span()
+    return a[lo:hi]
+
+
 @njit(cache=True, inline="always")
 def same_bytes(a, b):
     """``(a == b).all()`` for two one-dimensional arrays of the same size and type that the
@@ -240,6 +254,6 @@ def deque_splice(k, src, dst, most):
 DOMAIN_API = (own_state, own_array, own_matrix, rref_array, rref_dma, rref_free, rref_borrows,
               domain_alive, deque_len, deque_peek, item_bytes, deque_item, deque_pop_front,
               deque_pop_dma, deque_push_back, deque_splice, ring_next, fault_point, fault_value, copy_into,
-              same_bytes, device_wait)
+              span, same_bytes, device_wait)
 #: the constants domain code may read with them
 E_INDEX = hp.E_INDEX
