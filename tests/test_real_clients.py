@@ -275,3 +275,27 @@ def test_a_bug_in_the_httpd_domain_is_a_panic_that_the_bridge_reports_and_nothin
         assert got.startswith(b"HTTP/1.1 503") and b.counters["failures"] == 1
     assert not proxy.domain.alive
     k.heap.check_invariants()
+
+
+def test_the_httpd_serves_files_it_took_from_an_rv6_file_system(tmp_path):
+    from redleaf_nb.apps.rv6 import files as rv6_files
+    from redleaf_nb.apps.rv6 import rv6_class
+    from redleaf_nb.apps.rv6.tools import mkfs
+    from redleaf_nb.drivers.membdev import MemBDev, MemDisk
+    k = Kernel(heap_bytes=64 << 20)
+    disk = MemDisk(2048)
+    mkfs(disk.blocks, 64)
+    drv = k.create("membdev", MemBDev, device=k.add_device("memdisk", disk), nblocks=2048)
+    rv6 = k.create("rv6", rv6_class(disk_cls=MemBDev), net=None, bdev=None, disk=drv)
+    small = {p: d for p, d in FILES.items() if len(d) <= 200_000}
+    rv6_files.store(k, rv6, small)
+    served = rv6_files.load(k, rv6, small)
+    assert served == small
+    with pytest.raises(OSError, match="open /nope"):
+        rv6_files.load(k, rv6, ["/nope"])
+    with SocketBridge(k, httpd_service(k, served)) as b:
+        for path, data in small.items():
+            out = tmp_path / "body"
+            subprocess.run(["curl", "-s", "-o", str(out), f"http://127.0.0.1:{b.port}{path}"],
+                           check=True, timeout=30)
+            assert out.read_bytes() == data, path

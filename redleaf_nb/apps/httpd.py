@@ -5,7 +5,8 @@ Run to completion, as the paper's: each poll lets the stack take in what arrived
 then visits every open connection round-robin, answering whole requests from its
 receive ring and continuing responses too large for its send ring, then lets the
 stack send. Requests: ``GET`` and ``HEAD`` of files from a table in memory (the
-paper's are compiled in), keep-alive by default in HTTP/1.1 (``Connection: close``
+paper's are compiled in; :func:`redleaf_nb.apps.rv6.files.load` takes them from an rv6
+file system when the machine has one), keep-alive by default in HTTP/1.1 (``Connection: close``
 ends it), and in HTTP/1.0 only when asked for. Errors: 400 (a request line that does
 not parse), 404 (no such file), 405 (any other method, with ``Allow``), 431 (no end
 of the headers within ``max_header`` bytes); 400, 405 and 431 close the connection.
