@@ -70,6 +70,26 @@ def test_curl_through_the_tap_fetches_every_file_byte_exact_and_nothing_is_left(
 
 
 @needs_tap
+@needs("curl")
+def test_curl_through_a_lossy_reordering_tap_path_still_gets_every_byte(tmp_path):
+    """Real Linux TCP against ours over a wire that loses every 40th frame and swaps
+    every 25th with the one before it, both ways: retransmissions carry the file."""
+    from devices.wire import FROM_HOST, TO_HOST
+    machine = HttpdMachine("redleaf-driver")
+    for direction in (TO_HOST, FROM_HOST):
+        machine.wire.impair(direction, drop_every=40, reorder_every=25)
+    out = tmp_path / "body"
+    with taps.Tap() as tap:
+        proc = subprocess.Popen(tap.command("curl", "-s", "--max-time", "60", "-o", str(out),
+                                            "http://10.0.0.2/1M.bin"))
+        assert serve_tap(machine, tap, proc, 90) and proc.returncode == 0
+    assert out.read_bytes() == FILES["/1M.bin"]
+    counters = machine.app.counters()
+    assert machine.wire.lost(FROM_HOST) > 0 and machine.wire.lost(TO_HOST) > 0
+    assert counters["tcp_retransmits"] + counters["tcp_fast_retransmits"] > 0
+
+
+@needs_tap
 def test_the_namespace_reaches_nothing_but_our_stack():
     with taps.Tap() as tap:
         routes = subprocess.run(tap.command("ip", "route"), capture_output=True,
