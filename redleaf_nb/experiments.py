@@ -15,6 +15,7 @@ figure into one HTML page.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import importlib
@@ -331,6 +332,22 @@ def _stability_summary() -> str:
     return "".join(out)
 
 
+def _paper_order(exp: Experiment) -> tuple:
+    """Table 1, then the figures by number, then what is beyond the paper."""
+    kind, _, number = exp.figure.partition(" ")
+    rank = {"Table": 0, "Figure": 1}.get(kind, 2)
+    return (rank, int(number) if number.isdigit() else 0, exp.name)
+
+
+def _embedded_figure(png: Path, alt: str) -> str:
+    """The figure inside the page (base64), so that the page is one file and shows the
+    figure of the same run as its table, whatever is written later."""
+    if not png.exists():
+        return f"<p><i>no figure recorded ({html.escape(png.name)})</i></p>"
+    data = base64.b64encode(png.read_bytes()).decode()
+    return f"<img alt='{html.escape(alt, quote=True)}' src='data:image/png;base64,{data}'>"
+
+
 def report(out: Path | None = None) -> Path:
     """One HTML page: the claims' verdicts, then every recorded figure, ours beside
     the paper's. Writes ``claims.json`` beside it."""
@@ -345,7 +362,7 @@ def report(out: Path | None = None) -> Path:
              "<p>Each figure shows our measurements beside the paper's reported numbers "
              "(data/paper/). Absolute numbers differ across machines: compare shapes and "
              "ratios.</p>", _verdict_table(verdicts)]
-    for exp in discover().values():
+    for exp in sorted(discover().values(), key=_paper_order):
         d = results_dir(exp.name)
         meta_path = d / f"{exp.name}.json"
         parts.append(f"<h2 id='{exp.name}'>{html.escape(exp.figure)}: "
@@ -357,7 +374,8 @@ def report(out: Path | None = None) -> Path:
         parts.append(f"<p>{html.escape(exp.bound)}</p>")
         if exp.notes:
             parts.append(f"<p><small>{html.escape(exp.notes)}</small></p>")
-        parts.append(f"<img src='{exp.name}/{exp.name}.png'>")
+        parts.append(_embedded_figure(d / f"{exp.name}.png",
+                                      f"{exp.figure}: {exp.title} (ours beside the paper's)"))
         if meta.get("targets"):
             parts.append("<p>Against the targets:</p><ul>" + "".join(
                 f"<li>{html.escape(k)}: <b>{html.escape(str(v))}</b></li>"

@@ -258,3 +258,26 @@ def test_one_process_runs_one_checkout(copy, monkeypatch):
     monkeypatch.setenv("REDLEAF_NB_ROOT", str(copy))
     with pytest.raises(ex.HarnessError, match=f"not from {copy / 'experiments'}"):
         ex.discover()
+
+
+def test_the_report_is_one_file_with_each_figure_of_its_run_in_the_papers_order(
+        tmp_path, monkeypatch):
+    """Figures are embedded (nothing but data: URIs), with alt text, Table 1 first and
+    the figures by number; rewriting a figure later leaves a written report as it was."""
+    import base64
+    import re
+    ex.run("hashtable", out=tmp_path / "hashtable", min_log2=10, max_log2=10, repeats=1,
+           py_max_log2=10)
+    ex.run("comm_cost", out=tmp_path / "comm_cost", **TINY)
+    monkeypatch.setattr(ex, "results_dir", lambda name: tmp_path / name)
+    page = ex.report(out=tmp_path / "report.html").read_text()
+    sources = re.findall(r"<img alt='([^']+)' src='([^']+)'>", page)
+    assert len(sources) == 2 and all(src.startswith("data:image/png;base64,")
+                                     for _, src in sources)
+    assert "src='" not in page.replace("src='data:", "")
+    assert sources[0][0].startswith("Table 1") and sources[1][0].startswith("Figure 5")
+    png = (tmp_path / "hashtable" / "hashtable.png").read_bytes()
+    assert base64.b64decode(sources[1][1].split(",", 1)[1]) == png
+    order = [page.index(f"<h2 id='{e.name}'>") for e in
+             sorted(ex.discover().values(), key=ex._paper_order)]
+    assert order == sorted(order)
