@@ -27,7 +27,7 @@ mutation: $(STAMP)
 	$(PY) scripts/mutation_check.py
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/redleaf-nb lab
 
 clean:
 	rm -rf $(VENV) data/results

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,9 +80,30 @@ def cmd_reproduce(args) -> int:
     return cmd_report(args)
 
 
+TOUR = "00_tour.ipynb"
+
+
+def lab_command(port: int | None = None, token: str | None = None,
+                open_browser: bool = True) -> list[str]:
+    """JupyterLab on the notebooks, opening on the tour: as root too (containers), and
+    without its first-run prompts (news, update checks), which fetch from the network."""
+    argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={ex.repo_root() / 'notebooks'}",
+            f"--LabApp.default_url=/lab/tree/{TOUR}", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements."
+            "NeverCheckForUpdate"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    if port is not None:
+        argv += [f"--port={port}", "--ServerApp.port_retries=0", "--ip=127.0.0.1"]
+    if token is not None:
+        argv.append(f"--IdentityProvider.token={token}")
+    if not open_browser:
+        argv.append("--no-browser")
+    return argv
+
+
 def cmd_lab(args) -> int:
-    return subprocess.call([sys.executable, "-m", "jupyter", "lab",
-                            str(ex.repo_root() / "notebooks")])
+    return subprocess.call(lab_command())
 
 
 def main(argv=None) -> int:

@@ -281,3 +281,31 @@ def test_the_report_is_one_file_with_each_figure_of_its_run_in_the_papers_order(
     order = [page.index(f"<h2 id='{e.name}'>") for e in
              sorted(ex.discover().values(), key=ex._paper_order)]
     assert order == sorted(order)
+
+
+def test_the_lab_starts_as_root_too_and_opens_on_the_tour():
+    """`make lab` (redleaf-nb lab): JupyterLab answers on the notebooks, the tour is its
+    landing page, whoever runs it (as root it needs --allow-root)."""
+    import subprocess
+    import time
+    import urllib.request
+    from redleaf_nb import cli
+    from experiments._linux_servers import free_port
+    port, token = free_port(), "redleaf-test"
+    proc = subprocess.Popen(cli.lab_command(port, token, open_browser=False),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline, body = time.monotonic() + 90, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/"
+                                            f"{cli.TOUR}?token={token}&content=0", timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, proc.stderr.read1().decode()[-2000:] if proc.poll() else "timeout"
+        assert body["name"] == cli.TOUR and body["type"] == "notebook"
+    finally:
+        proc.terminate()
+        proc.wait(20)
