@@ -1,0 +1,69 @@
+"""The widget factory: every experiment's form comes from its own parameters, and the
+form's values go through the experiment's own checks."""
+import pandas as pd
+import pytest
+
+from redleaf_nb import experiments as ex
+from redleaf_nb.experiments import Experiment, Param
+from redleaf_nb.widgets import ParamForm, control
+
+
+@pytest.mark.parametrize("name", sorted(ex.discover()))
+def test_every_experiments_form_has_its_parameters_ranges_and_choices(name):
+    exp = ex.get(name)
+    form = ParamForm(exp)
+    assert form.values() == exp.resolve()
+    for p in exp.params:
+        c = form.controls[p.name]
+        if p.choices is not None:
+            assert tuple(c.options) == tuple(p.choices)
+        elif p.type in (int, float) and p.low is not None and p.high is not None:
+            assert (c.min, c.max) == (p.low, p.high)
+    assert f"Run {exp.figure}" == form.button.description
+
+
+def test_controls_follow_the_type():
+    cases = [(Param("b", bool, True, True, "x"), "Checkbox"),
+             (Param("s", str, "a", "a", "x", choices=("a", "b")), "Dropdown"),
+             (Param("i", int, 3, 3, "x", low=1, high=10), "IntSlider"),
+             (Param("n", int, 3, 3, "x", low=1, high=1 << 20), "BoundedIntText"),
+             (Param("f", float, 0.5, 0.5, "x", low=0.0, high=1.0), "BoundedFloatText")]
+    for p, kind in cases:
+        c = control(p, p.quick)
+        assert type(c).__name__ == kind and c.value == p.quick and p.help in c.tooltip
+
+
+def _toy(calls):
+    def run(params):
+        calls.append(params)
+        return pd.DataFrame({"x": [params["n"]], "y": [params["scale"] * 2]})
+
+    def plot(ours, theirs):
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots()
+        ax.plot(ours.x, ours.y)
+        return fig
+    return Experiment(name="toy", figure="Figure 0", title="toy", paper_csv=None,
+                      params=(Param("n", int, 2, 4, "points", low=1, high=9),
+                              Param("scale", float, 1.0, 1.0, "scale", low=0.0, high=5.0)),
+                      run=run, plot=plot)
+
+
+def test_run_calls_the_experiment_with_the_forms_values_and_shows_its_results():
+    calls = []
+    form = ParamForm(_toy(calls), values={"n": 3})
+    form.controls["scale"].value = 2.5
+    table = form.run()
+    assert calls == [{"n": 3, "scale": 2.5}] and table.y.iloc[0] == 5.0
+    shown = [o["data"] for o in form.out.outputs]    # the table, then the figure
+    assert len(shown) == 2 and "Figure" in shown[1].get("text/plain", "") + str(
+        shown[1].get("image/png", "Figure"))
+
+
+def test_a_refused_value_is_shown_and_nothing_runs():
+    calls = []
+    form = ParamForm(_toy(calls))
+    form.controls["n"].max = 100          # a widget the user (or a bug) widened
+    form.controls["n"].value = 50
+    assert form.run() is None and calls == []
+    assert "out of range" in form.out.outputs[0]["text"]
