@@ -67,3 +67,30 @@ def test_a_refused_value_is_shown_and_nothing_runs():
     form.controls["n"].value = 50
     assert form.run() is None and calls == []
     assert "out of range" in form.out.outputs[0]["text"]
+
+
+def test_the_heap_timeline_follows_moves_borrows_and_a_crash_from_the_kernel():
+    from redleaf_nb import Kernel
+    from redleaf_nb.drivers.membdev import MemBDev, MemDisk
+    from redleaf_nb.interfaces.bdev import Block
+    from redleaf_nb.widgets import HeapTimeline
+    k = Kernel(heap_bytes=8 << 20)
+    disk = k.create("membdev", MemBDev, device=k.add_device("memdisk", MemDisk(64)), nblocks=64)
+    timeline = HeapTimeline(k)
+    buf = k.new(Block)
+    before = timeline.snap("alloc")
+    assert before.set_index("domain").objects["init"] == 1
+    buf = disk.read(3, buf)                   # moved to membdev and back
+    timeline.snap("read")
+    k.inject_crash("membdev", on_call="read")
+    try:
+        disk.read(4, buf)
+    except Exception:
+        pass
+    after = timeline.snap("crash").set_index("domain")
+    assert after.objects["init"] == 0          # the buffer was reclaimed with membdev
+    assert after.state["membdev"] != "alive"
+    acc = k.heap.accounting()
+    assert after.objects.sum() == acc.objects.sum()
+    fig = timeline.figure()
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["alloc", "read", "crash"]

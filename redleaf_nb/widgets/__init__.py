@@ -1,7 +1,9 @@
 """Notebook widgets. The science never lives here: every figure is an experiment's
 plain function (parameters in, a tidy DataFrame and a figure out); a widget only
 calls it. :class:`~redleaf_nb.widgets.forms.ParamForm` builds an experiment's form
-from its own ``Param``s."""
+from its own ``Param``s; :class:`~redleaf_nb.widgets.heap_view.HeapTimeline` pictures
+the exchange heap's ownership step by step."""
 from .forms import ParamForm, control
+from .heap_view import HeapTimeline
 
-__all__ = ["ParamForm", "control"]
+__all__ = ["HeapTimeline", "ParamForm", "control"]
