@@ -7,10 +7,12 @@
     redleaf-nb report                     data/results/report.html
     redleaf-nb reproduce [--full]         run every experiment, then the report
     redleaf-nb lab                        JupyterLab on the notebooks
+    redleaf-nb share [NAMES] [--param K=V] executed notebooks (.ipynb, HTML) to send
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +108,22 @@ def cmd_lab(args) -> int:
     return subprocess.call(lab_command())
 
 
+def cmd_share(args) -> int:
+    from .share import share
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ex.ParamError(f"share: --param {item!r} is not KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value      # a bare word: a string
+    for path in share(args.names or None, params):
+        print(f"wrote {path} and {path.with_suffix('.html').name}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="redleaf-nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +149,12 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true")
     p.set_defaults(func=cmd_reproduce)
     sub.add_parser("lab", help="open JupyterLab on the notebooks").set_defaults(func=cmd_lab)
+    p = sub.add_parser("share", help="execute notebooks and write them with their outputs "
+                       "(.ipynb and HTML) into data/results/notebooks/")
+    p.add_argument("names", nargs="*", help="notebook names (default: every one)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a value for the notebooks' parameters cell (JSON, or a word)")
+    p.set_defaults(func=cmd_share)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
