@@ -75,3 +75,11 @@ def test_kernel_is_this_python():
     printed = "".join(o.get("text", "") for o in nb.cells[0].outputs
                       if o.get("output_type") == "stream" and o.get("name") == "stdout")
     assert Path(printed.strip()).resolve() == Path(sys.prefix).resolve()
+
+
+def test_the_tour_is_short_enough_to_read():
+    """The tour is for a student who has read only the paper's abstract: at most 3,000
+    words of text."""
+    nb = nbformat.read(NB_DIR / "00_tour.ipynb", as_version=4)
+    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells if c.cell_type == "markdown")
+    assert 200 < words <= 3000

@@ -94,3 +94,30 @@ def test_the_heap_timeline_follows_moves_borrows_and_a_crash_from_the_kernel():
     assert after.objects.sum() == acc.objects.sum()
     fig = timeline.figure()
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["alloc", "read", "crash"]
+
+
+def test_the_domain_graph_has_every_proxy_edge_and_shows_a_crash():
+    from redleaf_nb import Kernel
+    from redleaf_nb.apps.rv6 import rv6_class
+    from redleaf_nb.apps.rv6.tools import mkfs
+    from redleaf_nb.drivers.membdev import MemBDev, MemDisk
+    from redleaf_nb.kernel.shadow import shadow_class
+    from redleaf_nb.widgets import domain_graph
+    k = Kernel(heap_bytes=16 << 20)
+    disk = MemDisk(512)
+    mkfs(disk.blocks, 32)
+    k.create("membdev", MemBDev, device=k.add_device("memdisk", disk), nblocks=512)
+    shadow = k.create_shadow("membdev-shadow", "membdev")
+    k.create("rv6", rv6_class(disk_cls=shadow_class(MemBDev.declared(), MemBDev)), net=None,
+             bdev=None, disk=shadow)
+    e = domain_graph.edges(k)
+    assert set(zip(e.caller, e.callee, e.via)) == {("rv6", "membdev-shadow", "disk"),
+                                                   ("membdev-shadow", "membdev", "guards")}
+    assert "class BDevProxy" in domain_graph.proxy_source(k, "rv6", "membdev-shadow")
+    k.crash("membdev")
+    fig = domain_graph.draw(k)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith("membdev\n") and t.endswith("crashed") for t in labels)
+    assert any("guards" in t for t in labels)
+    with pytest.raises(KeyError, match="no edge"):
+        domain_graph.proxy_source(k, "membdev", "rv6")

@@ -517,6 +517,10 @@ class Kernel:
         t = exchangeable(t)
         return wrap(self.domain_heap, handle, RRefType(t) if t.plain else t)
 
+    def domain_list(self) -> list[Domain]:
+        """Every domain (the latest incarnation of each slot), init first."""
+        return list(self._domains.values())
+
     def domains(self) -> pd.DataFrame:
         """Every domain with its state and what it owns in the exchange heap."""
         return pd.DataFrame([(d.id, d.name, d.iface.__name__ if d.iface else "-", d.state,

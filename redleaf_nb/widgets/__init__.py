@@ -3,7 +3,8 @@ plain function (parameters in, a tidy DataFrame and a figure out); a widget only
 calls it. :class:`~redleaf_nb.widgets.forms.ParamForm` builds an experiment's form
 from its own ``Param``s; :class:`~redleaf_nb.widgets.heap_view.HeapTimeline` pictures
 the exchange heap's ownership step by step."""
+from . import domain_graph
 from .forms import ParamForm, control
 from .heap_view import HeapTimeline
 
-__all__ = ["HeapTimeline", "ParamForm", "control"]
+__all__ = ["HeapTimeline", "ParamForm", "control", "domain_graph"]
