@@ -13,7 +13,7 @@ import subprocess
 
 from devices import tap as taps
 from experiments import _linux_servers as linux
-from experiments._machine import HttpdMachine, serve_tap
+from experiments._machine import HttpdMachine, run_in_tap
 from redleaf_nb.apps.httpd import httpd_service
 from redleaf_nb.apps.memcached import MemcachedService
 from redleaf_nb.bridge import SocketBridge
@@ -82,19 +82,12 @@ def _driver_crash(seconds: int, connections: int) -> dict:
     driver = machine.entry.driver.domain.name
     machine.kernel.inject(driver, Fault("panic", point="mid_batch", after=20_000))
     with taps.Tap() as tap:
-        argv = ["taskset", "-c", str(CLIENT_CORE),
-                *linux.wrk_argv("http://10.0.0.2/index.html", seconds, connections)]
-        proc = subprocess.Popen(tap.command(*argv), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        serve_tap(machine, tap, proc, seconds + 60)
-        got = linux.parse_wrk(proc.stdout.read())
+        got = linux.parse_wrk(run_in_tap(machine, tap, [
+            "taskset", "-c", str(CLIENT_CORE),
+            *linux.wrk_argv("http://10.0.0.2/index.html", seconds, connections)], seconds + 60))
         fired = machine.kernel.fault_counts(driver)["injected"]
-        curl = subprocess.Popen(tap.command("curl", "-s", "-o", "/dev/null", "-w",
-                                            "%{http_code}", "--max-time", "10",
-                                            "http://10.0.0.2/index.html"),
-                                stdout=subprocess.PIPE, text=True)
-        serve_tap(machine, tap, curl, 20)
-        after = curl.stdout.read()
+        after = run_in_tap(machine, tap, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                          "--max-time", "10", "http://10.0.0.2/index.html"], 20)
     machine.check()
     return {"part": "crash", "client": "wrk", "server": "ours via TAP",
             "what": f"ixgbe driver panics ({fired}x), behind its shadow (redleaf-shadow)",

@@ -126,10 +126,15 @@ def _run(cmd: list[str], timeout: float) -> str:
     return out.stdout
 
 
+def _whole_seconds(seconds: float) -> int:
+    """What wrk runs for: it counts whole seconds, at least one."""
+    return max(1, int(round(seconds)))
+
+
 def wrk_argv(url: str, seconds: int = 1, connections: int = 20, threads: int = 1) -> list[str]:
-    """wrk's command line (the paper's: 1 thread, 20 connections); whole seconds."""
+    """wrk's command line (the paper's: 1 thread, 20 connections)."""
     return [COMMANDS["wrk"], "-t", str(threads), "-c", str(connections), "-d",
-            f"{max(1, int(round(seconds)))}s", url]
+            f"{_whole_seconds(seconds)}s", url]
 
 
 def parse_wrk(text: str) -> dict:
@@ -149,8 +154,8 @@ def parse_wrk(text: str) -> dict:
 
 def wrk(url: str, seconds: int = 1, connections: int = 20, core: int | None = 1) -> dict:
     """A wrk run against ``url`` from this namespace, pinned to ``core``."""
-    argv = wrk_argv(url, seconds, connections)
-    return parse_wrk(_run([*_pinned(core), *argv], timeout=int(argv[6][:-1]) + 30))
+    return parse_wrk(_run([*_pinned(core), *wrk_argv(url, seconds, connections)],
+                          timeout=_whole_seconds(seconds) + 30))
 
 
 def ab_argv(url: str, requests: int = 10000, concurrency: int = 20) -> list[str]:

@@ -176,3 +176,15 @@ def serve_tap(machine: HttpdMachine, tap, client: subprocess.Popen, timeout: flo
         while (frame := wire.take(FROM_HOST)) is not None:
             tap.write(frame)
     return True
+
+
+def run_in_tap(machine: HttpdMachine, tap, argv: list[str], timeout: float) -> str:
+    """Run the client ``argv`` inside the TAP's namespace while :func:`serve_tap` carries
+    its frames: what it printed (stdout and stderr; keep it short: a full pipe would
+    stall the client). A client still running after ``timeout`` seconds is killed, and
+    that is a TimeoutError."""
+    proc = subprocess.Popen(tap.command(*argv), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if not serve_tap(machine, tap, proc, timeout):
+        raise TimeoutError(f"{argv[0]} through the TAP did not finish in {timeout} s")
+    return proc.stdout.read()

@@ -31,7 +31,7 @@ import pandas as pd
 from devices import tap as taps
 from experiments import _linux_servers as linux
 from experiments._crashes import CLIENT_CORE, HTTP_503, KV_FAILED, crash_rows
-from experiments._machine import HttpdMachine, serve_tap
+from experiments._machine import HttpdMachine, run_in_tap
 from redleaf_nb.apps.httpd import default_files, httpd_service
 from redleaf_nb.apps.memcached import MemcachedService
 from redleaf_nb.bridge import SocketBridge
@@ -71,11 +71,7 @@ class Servers:
         argv = ["taskset", "-c", str(CLIENT_CORE), *argv]
         if server != TAP:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout).stdout
-        proc = subprocess.Popen(self.tap.command(*argv), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        if not serve_tap(self.machine, self.tap, proc, timeout):
-            raise TimeoutError(f"{argv[3]} through the TAP did not finish in {timeout} s")
-        return proc.stdout.read()
+        return run_in_tap(self.machine, self.tap, argv, timeout)
 
 
 def _http_servers(s: Servers) -> list[str]:
@@ -86,12 +82,8 @@ def _curl(s: Servers, server: str, path: str) -> bytes:
     """The body curl fetches from ``server`` (through the TAP, frames carried meanwhile),
     by way of a file: a pipe would fill and stall curl while we wait for it to exit."""
     with tempfile.NamedTemporaryFile(prefix="redleaf-curl-") as body:
-        argv = ["taskset", "-c", str(CLIENT_CORE), "curl", "-s", "--max-time", "20", "-o",
-                body.name, s.url(server, path)]
-        if server != TAP:
-            subprocess.run(argv, timeout=30)
-        else:
-            serve_tap(s.machine, s.tap, subprocess.Popen(s.tap.command(*argv)), 30)
+        s.client(server, ["curl", "-s", "--max-time", "20", "-o", body.name,
+                          s.url(server, path)], 30)
         return Path(body.name).read_bytes()
 
 

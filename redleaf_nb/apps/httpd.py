@@ -179,13 +179,14 @@ def _find_file(blob, ftab, nfiles, req, p, n):
 
 
 @njit(**JIT)
-def _respond(hs, s, c, ring, blob, ftab, digits, status, body, ctype, size, keep, head):
-    """Write a response's head, and queue its body (``size`` bytes of text or file row
-    ``body``; none for HEAD) for :func:`_continue`."""
+def _respond(s, c, ring, blob, ftab, digits, status, body, keep, head):
+    """Write a response's head, and queue its body (row ``body`` of the table: a file,
+    or the text of an error; none for HEAD) for :func:`_continue`."""
+    size = ftab[body].size
     _say(c, ring, blob, ftab, status)
     if status == T_405:
         _say(c, ring, blob, ftab, T_ALLOW)
-    _say(c, ring, blob, ftab, ctype)
+    _say(c, ring, blob, ftab, ftab[body].ctype)
     _say(c, ring, blob, ftab, T_LENGTH)
     _say_number(c, ring, digits, size)
     _say(c, ring, blob, ftab, T_KEEP if keep else T_CLOSE)
@@ -226,8 +227,7 @@ def _serve_request(hs, s, c, rx_ring, ring, blob, ftab, req):
     if end < 0:
         if avail >= hs.max_header:
             hs.too_large += 1
-            _respond(hs, s, c, ring, blob, ftab, digits, T_431, B_431, T_PLAIN,
-                     ftab[B_431].size, False, False)
+            _respond(s, c, ring, blob, ftab, digits, T_431, B_431, False, False)
             sock_consume(c, avail)
         elif c.fin_in:
             hs.closed_by_client += 1
@@ -240,24 +240,20 @@ def _serve_request(hs, s, c, rx_ring, ring, blob, ftab, req):
     method, p, plen, keep = _parse(req, end)
     if method == BAD:
         hs.bad_request += 1
-        _respond(hs, s, c, ring, blob, ftab, digits, T_400, B_400, T_PLAIN, ftab[B_400].size,
-                 False, False)
+        _respond(s, c, ring, blob, ftab, digits, T_400, B_400, False, False)
     elif method == OTHER:
         hs.not_allowed += 1
-        _respond(hs, s, c, ring, blob, ftab, digits, T_405, B_405, T_PLAIN, ftab[B_405].size,
-                 False, False)
+        _respond(s, c, ring, blob, ftab, digits, T_405, B_405, False, False)
     else:
         r = _find_file(blob, ftab, hs.nfiles, req, p, plen)
         head = method == HEAD
         hs.head += head
         if r < 0:
             hs.not_found += 1
-            _respond(hs, s, c, ring, blob, ftab, digits, T_404, B_404, T_PLAIN,
-                     ftab[B_404].size, keep, head)
+            _respond(s, c, ring, blob, ftab, digits, T_404, B_404, keep, head)
         else:
             hs.ok += 1
-            _respond(hs, s, c, ring, blob, ftab, digits, T_200, r, ftab[r].ctype,
-                     ftab[r].size, keep, head)
+            _respond(s, c, ring, blob, ftab, digits, T_200, r, keep, head)
 
 
 @njit(**JIT)
@@ -380,9 +376,9 @@ class Httpd(NetApp):
         self.sessions = np.zeros(len(self.stack.conns), SESS)
         self._bridge = (np.zeros(1, CONN), np.zeros(1, SESS), np.zeros(MESSAGE_BYTES, np.uint8))
         chunks, rows, at = [], [], 0
-        for text in TEXTS:
+        for i, text in enumerate(TEXTS):   # error texts are bodies: text/plain
             data = text.encode()
-            rows.append((0, 0, at, len(data), 0))
+            rows.append((0, 0, at, len(data), T_PLAIN if i >= B_400 else 0))
             chunks.append(data)
             at += len(data)
         for path, data in files.items():

@@ -49,6 +49,17 @@ class Protocol:
     def __init__(self, data: KvData):
         self.data = data
         self.started = time.time()
+        # command -> (handler, fewest and most words after it): memcached answers ERROR
+        # to a command it does not know, or with another number of words
+        many = 1 << 20
+        self._commands = {
+            b"get": (self._get, 1, many), b"gets": (self._get, 1, many),
+            b"gat": (self._gat, 1, many), b"gats": (self._gat, 1, many),
+            b"delete": (self._delete, 1, 3), b"incr": (self._incr, 2, 3),
+            b"decr": (self._incr, 2, 3), b"touch": (self._touch, 2, 3),
+            b"flush_all": (self._flush, 0, 2), b"version": (self._version, 0, 0),
+            b"verbosity": (self._ok, 1, 2), b"cache_memlimit": (self._ok, 1, 2),
+            b"stats": (self._stats, 0, many), b"quit": (self._quit, 0, 0)}
 
     def handle(self, buf: bytes) -> tuple[int, bytes, int]:
         """Answer the whole requests at the start of ``buf``: (bytes consumed, the
@@ -73,8 +84,6 @@ class Protocol:
                 return at, b"".join(out), then
         return at, b"".join(out), GO_ON
 
-    # command -> (handler, fewest and most words with the command): memcached answers
-    # ERROR to a command it does not know, or with another number of words
     def _command(self, words: list[bytes], buf: bytes, after: int):
         if not words:
             return after, b"ERROR\r\n", GO_ON
@@ -83,15 +92,7 @@ class Protocol:
             if not (5 if cmd == b"cas" else 4) <= len(args) <= (6 if cmd == b"cas" else 5):
                 return after, b"ERROR\r\n", GO_ON
             return self._store(cmd, args, buf, after)
-        handler, fewest, most = {
-            b"get": (self._get, 1, 1 << 20), b"gets": (self._get, 1, 1 << 20),
-            b"gat": (self._gat, 1, 1 << 20), b"gats": (self._gat, 1, 1 << 20),
-            b"delete": (self._delete, 1, 3), b"incr": (self._incr, 2, 3),
-            b"decr": (self._incr, 2, 3), b"touch": (self._touch, 2, 3),
-            b"flush_all": (self._flush, 0, 2), b"version": (self._version, 0, 0),
-            b"verbosity": (self._ok, 1, 2), b"cache_memlimit": (self._ok, 1, 2),
-            b"stats": (self._stats, 0, 1 << 20), b"quit": (self._quit, 0, 0),
-        }.get(cmd, (None, 0, -1))
+        handler, fewest, most = self._commands.get(cmd, (None, 0, -1))
         if handler is None or not fewest <= len(args) <= most:
             return after, b"ERROR\r\n", GO_ON
         try:
