@@ -264,3 +264,51 @@ def test_a_request_that_kills_every_driver_is_reported_not_retried_forever(tier)
     k.disarm("membdev")
     assert not isinstance(sh.read(0, k.new(Block)), RpcError)
     k.heap.check_invariants()
+
+
+# --- 7. the kernel's event log tells a death and its recovery in order ------------------
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_the_event_log_tells_a_recovered_panic_step_by_step(tier):
+    from redleaf_nb.kernel.faults import Fault
+    k, sh = membdev_shadow(RestartPolicy())
+    first = k.events.next_seq
+    k.inject("membdev", Fault(point="read"))
+    ok, _ = call(k, tier, sh, "read", 0, k.new(Block))
+    assert ok
+    log = k.events.since(first)
+    steps = ["armed", "unwind", "crash", "reclaim", "restart"] + (["retry"] if tier == "python"
+                                                                    else [])
+    assert list(log.kind) == steps
+    assert set(log.domain) == {"membdev"} and log.seq.is_monotonic_increasing
+    assert log.t_ns.is_monotonic_increasing
+    assert "InjectedFault" in log.detail[log.kind == "crash"].item() or tier == "jitted"
+    # the buffer of the read was inside the driver: the python tier's reclaim freed it
+    # there; the jitted kernel frees it before the log's reclaim (its devices only)
+    freed = "1 heap objects" if tier == "python" else "0 heap objects"
+    assert log.detail[log.kind == "reclaim"].item().startswith(freed)
+    assert "memdisk" in log.detail[log.kind == "reclaim"].item()
+    k.heap.check_invariants()
+
+
+def test_the_event_log_records_the_policys_refusals_and_a_clean_termination():
+    k, sh = membdev_shadow(RestartPolicy(max_restarts=0))
+    first = k.events.next_seq
+    k.crash("membdev")
+    assert not call(k, "python", sh, "read", 0, k.new(Block))[0]
+    assert list(k.events.since(first).kind) == ["crash", "reclaim", "refused"]
+    assert "max_restarts" in k.events.since(first).detail.iloc[-1]
+    k.terminate("shadow")
+    assert k.events.since(first).kind.iloc[-2:].tolist() == ["terminated", "reclaim"]
+    assert k.events.count("reclaim", since=first) == 2
+
+
+def test_the_event_log_keeps_the_latest_events_and_numbers_them_all():
+    from redleaf_nb.kernel.events import EventLog
+    log = EventLog(limit=3)
+    for i in range(5):
+        log.record("crash", f"d{i}")
+    assert list(log.since().domain) == ["d2", "d3", "d4"] and log.next_seq == 5
+    assert list(log.since(4).seq) == [4] and log.count("crash") == 3
+    with pytest.raises(ValueError, match="not one of"):
+        log.record("exploded", "d0")

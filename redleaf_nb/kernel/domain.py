@@ -25,6 +25,7 @@ from . import dma
 from . import faults as ft
 from . import heap as hp
 from . import proxy as px
+from .events import EventLog
 from .idl import Interface, JitUnsupported, jit_proxy
 from .shadow import RestartPolicy, shadow_class
 from .rref import DomainHeap, Handle, wrap
@@ -199,6 +200,7 @@ class Kernel:
         self._names: dict[str, px.Proxy] = {}
         self._devices: dict[str, list] = {}  # name -> [device, owner domain id or None]
         self._iommu: dict[str, np.ndarray] = {}  # name -> its IOMMU context (kernel/dma.py)
+        self.events = EventLog()     # deaths and recoveries, in order (kernel/events.py)
         self.init = self._new_domain("init")
 
     # -- creation --
@@ -315,6 +317,8 @@ class Kernel:
         method = iface.__creates__.get(old.factory) if old.factory else None
         fault = self.heap.h.faults[old.slot].copy() if old._armed else None
         proxy = self._start(name, old.impl_cls, method, old.create_args)
+        self.events.record("restart", name, f"a fresh instance (id {proxy.domain.id:#x}) from "
+                           "the original create arguments")
         if fault is not None:   # a fault in the code strikes again; its counts go on
             self.heap.h.faults[proxy.domain.slot] = fault
             proxy.domain._armed = bool(fault[ft.F_ARMED])
@@ -363,6 +367,7 @@ class Kernel:
             return
         self.heap.h.domains[dom.slot] = domain_word(dom.id, state)
         dom.crash_reason = reason
+        self.events.record("crash" if state == px.CRASHED else "terminated", dom.name, reason)
         self._bury(dom)
 
     def _bury(self, dom: Domain) -> None:
@@ -375,6 +380,8 @@ class Kernel:
     def reclaim(self, dom: Domain) -> int:
         """Free every heap object and device a (dead) domain owns; objects freed."""
         n = hp.reclaim(self.heap.k, dom.id)
+        self.events.record("reclaim", dom.name, f"{n} heap objects freed, devices released: "
+                           f"{', '.join(dom.devices) or 'none'}")
         for dev in list(dom.devices):
             # a device must not DMA into buffers that were just freed
             quiesce = getattr(self._devices[dev][0], "quiesce", None)
@@ -401,6 +408,7 @@ class Kernel:
         bits = 8 * dom.jit_state.dtype.itemsize if dom.jit_state is not None else 0
         self.heap.h.faults[dom.slot] = fault.row(point, _tsc_hz(), bits)
         dom._armed = True
+        self.events.record("armed", dom.name, repr(fault))
 
     def disarm(self, name) -> None:
         """Disarm whatever fault is armed in a domain (its counts stay readable)."""
@@ -505,6 +513,9 @@ class Kernel:
         for d in self._domains.values():
             if not d.alive and d.impl is not None:
                 d.crash_reason = reason
+                self.events.record("unwind", d.name, "the jitted call unwound to its caller; "
+                                   "the jitted kernel marked the domain and freed its objects")
+                self.events.record("crash", d.name, reason)
                 self._bury(d)
 
     # -- inspection --

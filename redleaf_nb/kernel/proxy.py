@@ -263,6 +263,8 @@ class CallRuntime:
         """Step 5: the callee panicked: crash it, unwind here, return RpcError."""
         self._pop(cont)
         callee = cont.callee
+        self.kernel.events.record("unwind", callee.name, f"{cont.method} unwound to "
+                                  f"{cont.caller.name}: {panic!r}")
         if callee.alive:
             self.kernel.crash(callee, reason=f"panic in {cont.method}: {panic!r}")
         if not cont.caller.alive:

@@ -115,6 +115,9 @@ class ShadowBase:
         while self._recent and now - self._recent[0] >= self.policy.period:
             self._recent.popleft()
         if len(self._recent) >= self.policy.max_restarts:
+            self.domain.kernel.events.record(
+                "refused", self.target, f"{self.domain.name}: already {len(self._recent)} "
+                f"restarts within {self.policy.period} s (max_restarts)")
             return False
         self._recent.append(now)
         return True
@@ -195,6 +198,8 @@ class ShadowBase:
                 self._drop(m, args)
                 return r
             self.stats.retried += 1
+            kernel.events.record("retry", self.target, f"{self.domain.name} retries "
+                                 f"{m.name} (death {deaths} under this request)")
 
 
 # --- the jitted tier -----------------------------------------------------------

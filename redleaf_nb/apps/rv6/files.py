@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from redleaf_nb.interfaces.bdev import BSIZE, Block
+from redleaf_nb.kernel.proxy import RpcError
 
 from .layout import O_CREATE, O_RDONLY, O_RDWR, O_TRUNC, path_bytes
 
 
-def _checked(result: int, what: str, path: str) -> int:
+def _checked(result, what: str, path: str) -> int:
+    if isinstance(result, RpcError):      # rv6 itself (or what it called) is dead
+        raise OSError(f"rv6: {what} {path}: {result}")
     if result < 0:
         raise OSError(f"rv6: {what} {path}: error {result}")
     return result
@@ -38,8 +41,10 @@ def load(kernel, rv6, paths) -> dict[str, bytes]:
         fd = _checked(rv6.open(path_bytes(path), O_RDONLY), "open", path)
         parts = []
         while True:
-            n, buf = rv6.read(fd, buf, BSIZE)
-            if _checked(n, "read", path) == 0:
+            got = rv6.read(fd, buf, BSIZE)     # (n, the buffer back), or an RpcError
+            n = _checked(got if isinstance(got, RpcError) else got[0], "read", path)
+            buf = got[1]
+            if n == 0:
                 break
             parts.append(buf[:n].tobytes())
         _checked(rv6.close(fd), "close", path)

@@ -1,0 +1,99 @@
+"""The lab notebook's forms: the fault injector's timeline is the kernel's own account
+of a recovery, and the domain builder's stacks behave as the layers chosen say."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from redleaf_nb.widgets import builder
+from redleaf_nb.widgets.fault_lab import FaultLab, run_faults, timeline
+
+
+def test_every_kth_write_panics_and_each_is_recovered_without_losing_data():
+    run = run_faults(kind="panic", point="write", trigger="every k-th call", k=25, calls=200)
+    # 100 writes, a panic at every 25th: 4 deaths, each unwound, reclaimed, restarted, retried
+    counts = run.events.kind.value_counts().to_dict()
+    assert counts == {"armed": 1, "unwind": 4, "crash": 4, "reclaim": 4, "restart": 4, "retry": 4}
+    assert run.recoveries == run.shadow_stats.restarts == 4
+    assert run.calls.ok.all() and not run.calls.wrong_data.any()
+    assert (run.events.t_ms.diff().dropna() >= 0).all()
+
+
+def test_faults_faster_than_the_policy_allows_are_refused_and_calls_fail():
+    run = run_faults(trigger="probability per call", probability=0.2, point="any", calls=300,
+                     max_restarts=2, period_s=60.0)
+    assert run.recoveries == run.shadow_stats.restarts == 2
+    assert (run.events.kind == "refused").sum() > 0
+    assert (~run.calls.ok).sum() > 0 and not run.calls.wrong_data.any()
+
+
+def test_a_fault_at_a_time_is_armed_only_then_and_a_hang_is_caught_by_the_budget():
+    run = run_faults(kind="hang", point="read", trigger="at time (ms)", at_ms=1.0, calls=200)
+    armed = run.events[run.events.kind == "armed"]
+    assert len(armed) == 1 and armed.t_ms.item() >= 1.0
+    assert (run.calls.t_ms[run.calls.t_ms < 1.0].size > 0
+            and run.events.t_ms.min() >= 1.0)            # calls before it, no event before it
+    assert "hang" in run.events.detail[run.events.kind == "crash"].item()
+    assert run.recoveries == 1
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(trigger="sometimes"), "trigger 'sometimes' is not one of"),
+    (dict(point="flush"), "point 'flush' is not one of"),
+    (dict(k=0), r"k \(0\) and calls"),
+])
+def test_bad_choices_are_refused_with_the_valid_ones(bad, message):
+    with pytest.raises(ValueError, match=message):
+        run_faults(**bad)
+
+
+def test_the_fault_lab_renders_the_kernels_recovery_count_and_its_timeline():
+    lab = FaultLab(k=20, calls=160)
+    run = lab.run()
+    shown = re.search(r"class='rl-recoveries'>(\d+)<", lab.recoveries.value)
+    assert int(shown.group(1)) == run.recoveries == run.shadow_stats.restarts == 4
+    assert "class='rl-run'>1<" in lab.recoveries.value
+    figure, table = lab.out.outputs      # the timeline; the event table: armed + 4 x 5 steps
+    assert "Figure size" in figure["data"]["text/plain"] and "[21 rows x 5 columns]" in table["data"]["text/plain"]
+    fig = timeline(run)
+    top, strip = fig.axes
+    assert top.get_ylabel() == "throughput (calls/ms)" and "ms" in strip.get_xlabel()
+    assert any(t.get_text().startswith("restart (4)") for t in strip.get_yticklabels())
+    lab.controls["trigger"].value = "k-th call"
+    lab.run()
+    assert "class='rl-run'>2<" in lab.recoveries.value and lab.last.recoveries == 1
+    with pytest.raises(TypeError, match="no control 'bogus'"):
+        FaultLab(bogus=1)
+
+
+def test_a_shadowed_stack_survives_a_driver_crash_and_an_unshadowed_one_does_not():
+    stack = builder.build(builder.DRIVERS[0], shadowed=True, with_rv6=True)
+    names = [d.name for d in stack.kernel.domain_list()]
+    assert names == ["init", "membdev", "membdev-shadow", "rv6"]
+    assert stack.call() == "call 1: read back intact"
+    stack.kernel.crash("membdev")
+    assert stack.call() == "call 2: read back intact"          # the shadow restarted it
+    assert stack.kernel.events.count("restart") == 1
+    bare = builder.build(builder.DRIVERS[0], shadowed=False, with_rv6=False)
+    bare.kernel.crash("membdev")
+    assert bare.call().startswith("call 1 failed: BDev.write on domain 'membdev'")
+    stack.kernel.crash("rv6")
+    assert "domain 'rv6'" in stack.call()
+    stack.kernel.heap.check_invariants()
+    with pytest.raises(ValueError, match="driver 'floppy' is not one of"):
+        builder.build("floppy")
+
+
+def test_the_domain_builder_draws_crashes_and_shows_any_edges_proxy():
+    form = builder.DomainBuilder()
+    form.build()
+    assert form.edge.options == ("membdev-shadow -> membdev", "rv6 -> membdev-shadow")
+    assert "membdev" in form.victim.options and "init" not in form.victim.options
+    form.victim.value = "membdev"
+    form.crash()
+    assert form.stack.kernel.lookup("membdev").domain.state == "crashed"
+    assert form.call() == "call 1: read back intact"
+    form.edge.value = "rv6 -> membdev-shadow"
+    assert "class BDevProxy" in form.show_source()
+    assert form.log.value.splitlines()[-2:] == ["crashed membdev", "call 1: read back intact"]
