@@ -339,6 +339,17 @@ def _paper_order(exp: Experiment) -> tuple:
     return (rank, int(number) if number.isdigit() else 0, exp.name)
 
 
+def notebook_of(exp: Experiment) -> str | None:
+    """The notebook that explores ``exp`` (the first that runs it, ``ex.get("name")``),
+    relative to the checkout; None if no notebook does."""
+    call = f'ex.get("{exp.name}")'
+    for path in sorted((repo_root() / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        if any(call in "".join(c["source"]) for c in cells if c["cell_type"] == "code"):
+            return f"notebooks/{path.name}"
+    return None
+
+
 def _embedded_figure(png: Path, alt: str) -> str:
     """The figure inside the page (base64), so that the page is one file and shows the
     figure of the same run as its table, whatever is written later."""
@@ -367,6 +378,10 @@ def report(out: Path | None = None) -> Path:
         meta_path = d / f"{exp.name}.json"
         parts.append(f"<h2 id='{exp.name}'>{html.escape(exp.figure)}: "
                      f"{html.escape(exp.title)}</h2>")
+        notebook = notebook_of(exp)
+        if notebook:
+            parts.append(f"<p>Explore it: <a href='../../{notebook}'>{notebook}</a> "
+                         "(<code>make lab</code>)</p>")
         if not meta_path.exists():
             parts.append(f"<p><i>not run yet: <code>redleaf-nb run {exp.name}</code></i></p>")
             continue

@@ -309,3 +309,14 @@ def test_the_lab_starts_as_root_too_and_opens_on_the_tour():
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_every_experiment_has_a_notebook_and_the_report_links_it(tmp_path, monkeypatch):
+    found = {name: ex.notebook_of(exp) for name, exp in ex.discover().items()}
+    assert all(found.values()), f"no notebook runs: {[n for n, nb in found.items() if not nb]}"
+    assert found["hashtable"] == "notebooks/fig5_hashtable.ipynb"
+    ex.run("hashtable", out=tmp_path / "hashtable", min_log2=10, max_log2=10, repeats=1,
+           py_max_log2=10)
+    monkeypatch.setattr(ex, "results_dir", lambda name: tmp_path / name)
+    page = ex.report(out=tmp_path / "report.html").read_text()
+    assert "Explore it: <a href='../../notebooks/fig5_hashtable.ipynb'>" in page
