@@ -2,14 +2,26 @@
 with papermill (at the parameters given, into a notebook's ``parameters`` cell) and
 writes each, with its outputs, as ``.ipynb`` and as one standalone HTML file (figures
 embedded) into ``data/results/notebooks/``, stamped with the machine, the code version
-and the parameters. The ``.ipynb`` opens in JupyterLab and runs again with others."""
+and the parameters. The ``.ipynb`` opens in JupyterLab and runs again with others; the
+HTML opens anywhere, offline: it loads nothing from the network."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from pathlib import Path
 
 from .experiments import HarnessError, repo_root
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# nbconvert's lab template without the scripts it loads from a CDN (require.js, MathJax,
+# mermaid): our notebooks have no JavaScript outputs, no TeX and no diagrams
+OFFLINE_TEMPLATE = """{%- extends "index.html.j2" -%}
+{% block html_head_js_requirejs %}{% endblock html_head_js_requirejs %}
+{% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
+{% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
+"""
 
 
 def notebooks() -> dict[str, Path]:
@@ -17,13 +29,41 @@ def notebooks() -> dict[str, Path]:
     return {p.stem: p for p in sorted((repo_root() / "notebooks").glob("*.ipynb"))}
 
 
+def _captured(state: dict, model_id: str) -> list:
+    """What the Output widgets in widget ``model_id`` (and in its children) show."""
+    model = state.get(model_id, {}).get("state", {})
+    outputs = list(model.get("outputs", ()))
+    for child in model.get("children", ()):
+        outputs += _captured(state, child.removeprefix("IPY_MODEL_"))
+    return outputs
+
+
+def standalone_html(nb) -> str:
+    """``nb`` as one HTML file that fetches nothing: figures are embedded, and each widget
+    is replaced by what its Output widgets show (a form's results), since drawing live
+    widgets would take a widget manager from a CDN."""
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+    nb = copy.deepcopy(nb)
+    state = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.from_dict(o) for out in cell.outputs for o in (
+                _captured(state, out["data"][WIDGET_VIEW]["model_id"])
+                if WIDGET_VIEW in out.get("data", {}) else [out])]
+    exporter = HTMLExporter(template_file="offline.html.j2", extra_loaders=[
+        jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})])
+    return exporter.from_notebook_node(nb)[0]
+
+
 def share(names: list[str] | None = None, parameters: dict | None = None,
           out: Path | None = None) -> list[Path]:
     """Execute the notebooks ``names`` (default: all) with ``parameters``; the written
-    ``.ipynb`` paths (each with an ``.html`` beside it)."""
+    ``.ipynb`` paths (each with an ``.html`` beside it). ``{"full": True}`` runs the
+    figure notebooks at their experiment's full setting (their ``full`` parameter)."""
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     from .codeversion import code_version
     from .lowlevel.clock import machine
@@ -35,6 +75,7 @@ def share(names: list[str] | None = None, parameters: dict | None = None,
     out = out or repo_root() / "data" / "results" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     parameters = dict(parameters or {})
+    setting = "full" if parameters.get("full") is True else "the notebook's own"
     written = []
     for name in names or list(known):
         src, dst = known[name], out / f"{name}.ipynb"
@@ -43,15 +84,15 @@ def share(names: list[str] | None = None, parameters: dict | None = None,
         nb = nbformat.read(dst, as_version=4)
         m = machine()
         stamp = {"executed_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "parameters": parameters, "code_version": code_version(), "machine": m}
+                 "setting": setting, "parameters": parameters,
+                 "code_version": code_version(), "machine": m}
         nb.metadata["redleaf_nb"] = stamp
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(
             f"*Executed by `redleaf-nb share` on {stamp['executed_utc']}: {m['cpu_model']}, "
-            f"{m['cores']} cores, TSC {m['tsc_ghz']} GHz; parameters "
+            f"{m['cores']} cores, TSC {m['tsc_ghz']} GHz; {setting} setting, parameters "
             f"`{json.dumps(parameters)}`; code version `{stamp['code_version'][:12]}`.*"))
         nb.cells[0]["id"] = "shared-stamp"
         nbformat.write(nb, dst)
-        html, _ = HTMLExporter().from_notebook_node(nb)
-        dst.with_suffix(".html").write_text(html)
+        dst.with_suffix(".html").write_text(standalone_html(nb))
         written.append(dst)
     return written

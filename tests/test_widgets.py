@@ -60,6 +60,21 @@ def test_run_calls_the_experiment_with_the_forms_values_and_shows_its_results():
         shown[1].get("image/png", "Figure"))
 
 
+def test_export_writes_the_last_runs_figure_and_table_and_shows_where(tmp_path):
+    form = ParamForm(_toy([]), values={"n": 3})
+    assert form.export_button.disabled
+    with pytest.raises(RuntimeError, match=r"ParamForm\(toy\).export: no run to export yet"):
+        form.export(tmp_path)
+    table = form.run()
+    assert not form.export_button.disabled and form.figure is not None
+    written = form.export(tmp_path)
+    assert sorted(p.suffix for p in written) == [".csv", ".pdf", ".png"]
+    assert all(p.parent == tmp_path and p.name.startswith("toy-") and p.stat().st_size
+               for p in written)
+    assert pd.read_csv(next(p for p in written if p.suffix == ".csv")).shape == table.shape
+    assert all(str(p) in form.out.outputs[-1]["text"] for p in written)
+
+
 def test_a_refused_value_is_shown_and_nothing_runs():
     calls = []
     form = ParamForm(_toy(calls))

@@ -1,7 +1,8 @@
 """A parameter form built from an experiment's own ``Param`` s: each control's type,
 range and choices are the parameter's (so no notebook copies a form or lets a
 slider's range drift from what the experiment accepts), and a Run button calls the
-experiment with the values, checked by :meth:`Experiment.resolve` as any caller's.
+experiment with the values, checked by :meth:`Experiment.resolve` as any caller's;
+Export writes the last run's figure and table to files, for a paper or a colleague.
 
 Results go into the form's ``Output`` from the kernel (``append_display_data``), not
 through ``with out:``: a headless runner (nbclient, in the tests) answers each output
@@ -9,12 +10,15 @@ captured by ``with out:`` with a message back, and that race can stall a cell.
 """
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
 from typing import Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from redleaf_nb.experiments import Experiment, Param, ParamError, paper
+from redleaf_nb.experiments import Experiment, Param, ParamError, paper, repo_root
 
 SLIDER_STEPS = 4096   # an int range wider than this gets a bounded text box, not a slider
 
@@ -44,7 +48,8 @@ class ParamForm:
     """A form for ``exp``: its parameters at the quick setting, with ``values`` in place
     of some; Run calls ``exp.run`` and shows ``show(table)`` (by default the
     experiment's summary, its figure and its targets). :attr:`widget` is what to
-    display; :meth:`run` is what the button calls (a notebook may call it too)."""
+    display; :meth:`run` and :meth:`export` are what the buttons call (a notebook may
+    call them too)."""
 
     def __init__(self, exp: Experiment, values: dict | None = None,
                  show: Callable | None = None, columns: int = 3):
@@ -52,13 +57,19 @@ class ParamForm:
         start = exp.resolve(**(values or {}))
         self.controls = {p.name: control(p, start[p.name]) for p in exp.params}
         self.button = widgets.Button(description=f"Run {exp.figure}", button_style="primary")
+        self.export_button = widgets.Button(
+            description="Export", disabled=True, tooltip="the last run's figure (PNG, PDF) "
+            "and table (CSV), into data/results/notebook-exports/")
         self.out = widgets.Output()
         self.table = None
+        self.figure = None    # the last run's: the first Figure among what show returned
         self._show = show or self._default_show
         self.button.on_click(self.run)
+        self.export_button.on_click(lambda _: self.export())
         grid = widgets.GridBox(list(self.controls.values()), layout=widgets.Layout(
             grid_template_columns=f"repeat({columns}, 1fr)"))
-        self.widget = widgets.VBox([grid, self.button, self.out])
+        self.widget = widgets.VBox([grid, widgets.HBox([self.button, self.export_button]),
+                                    self.out])
 
     def values(self) -> dict:
         return {name: c.value for name, c in self.controls.items()}
@@ -85,6 +96,30 @@ class ParamForm:
             self.table = self.exp.run(params)
         finally:
             self.button.disabled = False
-        for obj in self._show(self.table):
+        shown = self._show(self.table)
+        self.figure = next((obj for obj in shown if isinstance(obj, Figure)), None)
+        self.export_button.disabled = False
+        for obj in shown:
             self.out.append_display_data(obj)
         return self.table
+
+    def export(self, directory: Path | None = None) -> list[Path]:
+        """Write the last run's figure (PNG at 150 dpi, PDF) and table (CSV) into
+        ``directory`` (default ``data/results/notebook-exports/<experiment>/``), named by
+        the experiment and the UTC time; the paths written, also shown in the form."""
+        if self.table is None:
+            raise RuntimeError(f"ParamForm({self.exp.name}).export: no run to export yet "
+                               "(press Run first)")
+        directory = Path(directory or repo_root() / "data" / "results" / "notebook-exports"
+                         / self.exp.name)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = directory / f"{self.exp.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+        written = []
+        if self.figure is not None:
+            for suffix, dpi in ((".png", 150), (".pdf", None)):
+                self.figure.savefig(stem.with_suffix(suffix), dpi=dpi, bbox_inches="tight")
+                written.append(stem.with_suffix(suffix))
+        self.table.to_csv(stem.with_suffix(".csv"), index=False)
+        written.append(stem.with_suffix(".csv"))
+        self.out.append_stdout("exported " + ", ".join(map(str, written)) + "\n")
+        return written
