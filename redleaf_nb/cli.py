@@ -7,7 +7,7 @@
     redleaf-nb report                     data/results/report.html
     redleaf-nb reproduce [--full]         run every experiment, then the report
     redleaf-nb lab                        JupyterLab on the notebooks
-    redleaf-nb share [NAMES] [--param K=V] executed notebooks (.ipynb, HTML) to send
+    redleaf-nb share [NAMES] [--full] [--param K=V]  executed notebooks (.ipynb, HTML)
 """
 from __future__ import annotations
 
@@ -91,6 +91,8 @@ def lab_command(port: int | None = None, token: str | None = None,
     without its first-run prompts (news, update checks), which fetch from the network."""
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={ex.repo_root() / 'notebooks'}",
             f"--LabApp.default_url=/lab/tree/{TOUR}", "--LabApp.news_url=None",
+            # lab-settings/overrides.json: never ask to fetch news or check for updates
+            f"--LabApp.app_settings_dir={ex.repo_root() / 'lab-settings'}",
             "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements."
             "NeverCheckForUpdate"]
     if os.geteuid() == 0:
@@ -108,6 +110,10 @@ def cmd_lab(args) -> int:
     return subprocess.call(lab_command())
 
 
+# --param full=False must not be the (true) string "False": words as papermill's -p reads them
+PYTHON_WORDS = {"True": True, "False": False, "None": None}
+
+
 def cmd_share(args) -> int:
     from .share import share
     params = {}
@@ -116,9 +122,11 @@ def cmd_share(args) -> int:
         if not sep:
             raise ex.ParamError(f"share: --param {item!r} is not KEY=VALUE")
         try:
-            params[key] = json.loads(value)
+            params[key] = PYTHON_WORDS[value] if value in PYTHON_WORDS else json.loads(value)
         except ValueError:
             params[key] = value      # a bare word: a string
+    if args.full:
+        params["full"] = True
     for path in share(args.names or None, params):
         print(f"wrote {path} and {path.with_suffix('.html').name}")
     return 0
@@ -152,8 +160,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("share", help="execute notebooks and write them with their outputs "
                        "(.ipynb and HTML) into data/results/notebooks/")
     p.add_argument("names", nargs="*", help="notebook names (default: every one)")
+    p.add_argument("--full", action="store_true", help="the figure notebooks at their "
+                   "experiment's full setting (--param full=true: slow)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a value for the notebooks' parameters cell (JSON, or a word)")
+                   help="a value for the notebooks' parameters cell (JSON, True/False/None, "
+                   "or a word)")
     p.set_defaults(func=cmd_share)
     args = parser.parse_args(argv)
     try:
