@@ -86,13 +86,14 @@ TOUR = "00_tour.ipynb"
 
 
 def lab_command(port: int | None = None, token: str | None = None,
-                open_browser: bool = True) -> list[str]:
+                open_browser: bool = True, settings_dir: Path | None = None) -> list[str]:
     """JupyterLab on the notebooks, opening on the tour: as root too (containers), and
-    without its first-run prompts (news, update checks), which fetch from the network."""
+    without its first-run prompts (news, update checks), which fetch from the network.
+    ``settings_dir``: where its ``overrides.json`` is (default: ``lab-settings/``)."""
     argv = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={ex.repo_root() / 'notebooks'}",
             f"--LabApp.default_url=/lab/tree/{TOUR}", "--LabApp.news_url=None",
             # lab-settings/overrides.json: never ask to fetch news or check for updates
-            f"--LabApp.app_settings_dir={ex.repo_root() / 'lab-settings'}",
+            f"--LabApp.app_settings_dir={settings_dir or ex.repo_root() / 'lab-settings'}",
             "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements."
             "NeverCheckForUpdate"]
     if os.geteuid() == 0:
