@@ -191,6 +191,10 @@ def test_moving_a_slider_in_a_figure_notebook_changes_the_figure(page, lab):
     changed = (before.shape != after.shape
                or (np.abs(before.astype(int) - after.astype(int)).sum(axis=2) > 30).mean() > 0.01)
     assert changed, "the figure's pixels did not change after the slider moved"
+    # and the change is the slider's: the kernel's form has its value, the run used it
+    printed = page.evaluate(KERNEL_PRINT, "print(form.values()['max_log2'], "
+                                          "form.table.size_log2.max())")
+    assert printed.split() == ["14", "14"]
     form.screenshot(path=SHOTS / "fig5_form.png")
 
 
