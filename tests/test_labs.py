@@ -38,7 +38,33 @@ def test_a_fault_at_a_time_is_armed_only_then_and_a_hang_is_caught_by_the_budget
     assert run.recoveries == 1
 
 
+def test_inside_the_jitted_driver_a_wrong_value_corrupts_data_and_a_corrupt_state_crashes_it():
+    # bit 0 of the block number: the write lands on the neighbour block, nothing crashes,
+    # and the read-back shows it: what language safety does not catch
+    run = run_faults(tier="jitted", kind="wrong_value", point="block", bit=0,
+                     trigger="k-th call", k=10, calls=100)
+    assert run.recoveries == 0 and run.calls.ok.all()
+    assert run.calls.wrong_data.sum() == 1 and list(run.events.kind) == ["armed"]
+    # bit 6 of the driver's state (nblocks 64 -> 0): the next call panics on its bounds
+    # check, and the restarted driver has a fresh state
+    run = run_faults(tier="jitted", kind="corrupt", bit=6, trigger="k-th call", k=30,
+                     calls=100)
+    assert list(run.events.kind) == ["armed", "unwind", "crash", "reclaim", "restart"]
+    assert run.recoveries == run.shadow_stats.restarts == 1 and run.calls.ok.all()
+    assert not run.calls.wrong_data.any()
+
+
+def test_the_lab_offers_each_tiers_own_faults():
+    lab = FaultLab()
+    assert "wrong_value" not in lab.controls["kind"].options
+    lab.controls["tier"].value = "jitted"
+    assert "wrong_value" in lab.controls["kind"].options
+    assert "block" in lab.controls["point"].options
+
+
 @pytest.mark.parametrize("bad, message", [
+    (dict(kind="wrong_value"), r"kind 'wrong_value' is not one of panic, hang \(in the python"),
+    (dict(tier="gpu"), "tier 'gpu' is not one of python, jitted"),
     (dict(trigger="sometimes"), "trigger 'sometimes' is not one of"),
     (dict(point="flush"), "point 'flush' is not one of"),
     (dict(k=0), r"k \(0\) and calls"),

@@ -3,6 +3,12 @@ run a workload of block writes and read-backs through the shadow, and watch on o
 timeline the fault, the unwind, the reclaim, the restart and the retry, the policy's
 refusals and the workload's throughput.
 
+In the Python tier a fault strikes at a method's entry (the proxy's fault point); in
+the jitted tier it strikes at points inside the driver's compiled code: ``read`` after
+the caller's buffer moved in, ``write``, and ``block``, where the driver tells the
+device which block to write (a ``wrong_value`` there flips a bit of the block number:
+data lands in the wrong block, which no isolation catches and the read-backs show).
+
 The timeline's events are the kernel's own (:class:`~redleaf_nb.kernel.events.EventLog`),
 not the widget's guesses; the workload only adds what a client sees (each call's
 latency, whether it failed, whether the data read back was what it wrote).
@@ -22,12 +28,14 @@ from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
 from redleaf_nb.kernel.domain import Kernel
 from redleaf_nb.kernel.faults import Fault
-from redleaf_nb.kernel.proxy import RpcError
+from redleaf_nb.kernel.proxy import RPC_OK, RpcError
 from redleaf_nb.kernel.shadow import RestartPolicy
 
 TRIGGERS = ("k-th call", "every k-th call", "probability per call", "at time (ms)")
-KINDS = ("panic", "hang")   # what a fault does in the Python tier (kernel/faults.py)
-POINTS = ("write", "read", "any")          # where: a method's entry, or any point
+TIERS = ("python", "jitted")
+# what a fault may do, and where, in each tier (kernel/faults.py; drivers/membdev.py)
+KINDS = {"python": ("panic", "hang"), "jitted": ("panic", "hang", "corrupt", "wrong_value")}
+POINTS = {"python": ("write", "read", "any"), "jitted": ("write", "read", "block", "any")}
 EVENT_STYLE = {"armed": ("#8172b2", "v"), "unwind": ("#dd8452", "<"), "crash": ("#c44e52", "X"),
                "reclaim": ("#937860", "s"), "restart": ("#55a868", "o"),
                "retry": ("#4c72b0", ">"), "refused": ("k", "x")}
@@ -49,27 +57,42 @@ class FaultRun:
         return int((self.events.kind == "restart").sum())
 
 
-def _fault(kind, point, trigger, k, probability) -> Fault:
-    where = None if point == "any" else point
+def _fault(kind, point, trigger, k, probability, bit) -> Fault:
+    how = dict(point=None if point == "any" else point, bit=bit)
     if trigger == "k-th call":
-        return Fault(kind, point=where, after=k - 1, times=1)
+        return Fault(kind, after=k - 1, times=1, **how)
     if trigger == "every k-th call":
-        return Fault(kind, point=where, after=k - 1, every=k, times=0)
+        return Fault(kind, after=k - 1, every=k, times=0, **how)
     if trigger == "probability per call":
-        return Fault(kind, point=where, probability=probability, times=0)
-    return Fault(kind, point=where, times=1)       # at a time: armed then, fires at once
+        return Fault(kind, probability=probability, times=0, **how)
+    return Fault(kind, times=1, **how)       # at a time: armed then, fires at once
+
+
+def _call(kernel, shadow, tier, op, n, block):
+    """One call through the shadow in ``tier``: did it succeed, and the block to use next
+    (a read hands the buffer back)."""
+    if tier == "python":
+        got = getattr(shadow, op)(n, block)        # the result, or an RpcError
+        ok = not isinstance(got, RpcError)
+        return ok, got if ok and op == "read" else block
+    status, got = kernel.jit_call(shadow, op, n, block)
+    ok = status == RPC_OK
+    return ok, kernel.wrap(got, Block) if ok and op == "read" else block
 
 
 def run_faults(kind="panic", point="write", trigger="every k-th call", k=50,
-               probability=0.01, at_ms=5.0, calls=400, max_restarts=5,
-               period_s=1.0) -> FaultRun:
+               probability=0.01, at_ms=5.0, bit=0, tier="python", calls=400,
+               max_restarts=5, period_s=1.0) -> FaultRun:
     """A fresh kernel with ``membdev`` behind a shadow (``RestartPolicy(max_restarts,
-    period_s)``), a fault armed in the driver as the trigger says, and ``calls`` calls
-    through the shadow: even calls write block i with a pattern, odd calls read it back."""
-    if trigger not in TRIGGERS:
-        raise ValueError(f"run_faults: trigger {trigger!r} is not one of {', '.join(TRIGGERS)}")
-    if point not in POINTS:
-        raise ValueError(f"run_faults: point {point!r} is not one of {', '.join(POINTS)}")
+    period_s)``), a fault armed in the driver as the trigger says (``bit``: which bit a
+    ``corrupt`` or ``wrong_value`` flips), and ``calls`` calls through the shadow in
+    ``tier``: even calls write a block with a pattern, odd calls read it back."""
+    for name, value, valid in (("tier", tier, TIERS), ("trigger", trigger, TRIGGERS),
+                               ("kind", kind, KINDS.get(tier, ())),
+                               ("point", point, POINTS.get(tier, ()))):
+        if value not in valid:
+            raise ValueError(f"run_faults: {name} {value!r} is not one of {', '.join(valid)}"
+                             + (f" (in the {tier} tier)" if name in ("kind", "point") else ""))
     if k < 1 or calls < 1:
         raise ValueError(f"run_faults: k ({k}) and calls ({calls}) must be >= 1")
     kernel = Kernel(heap_bytes=8 << 20)
@@ -77,7 +100,7 @@ def run_faults(kind="panic", point="write", trigger="every k-th call", k=50,
                   nblocks=NBLOCKS)
     shadow = kernel.create_shadow("membdev-shadow", "membdev",
                                   RestartPolicy(max_restarts=max_restarts, period=period_s))
-    fault = _fault(kind, point, trigger, k, probability)
+    fault = _fault(kind, point, trigger, k, probability, bit)
     first_event = kernel.events.next_seq
     armed = trigger != "at time (ms)"
     if armed:
@@ -92,12 +115,7 @@ def run_faults(kind="panic", point="write", trigger="every k-th call", k=50,
         n, pattern = (i // 2) % NBLOCKS, (i // 2) % 251
         if i % 2 == 0:
             block.set(np.full(len(block.get()), pattern, np.uint8))
-            got = shadow.write(n, block)      # borrowed: None, or an RpcError
-        else:
-            got = shadow.read(n, block)       # moved in and back, or an RpcError
-        ok = not isinstance(got, RpcError)
-        if i % 2 and ok:
-            block = got
+        ok, block = _call(kernel, shadow, tier, "read" if i % 2 else "write", n, block)
         if not block.is_live:                 # it went down with the driver
             block = kernel.new(Block)
         wrong = bool(i % 2 and ok and (block.get() != pattern).any())
@@ -148,8 +166,9 @@ class FaultLab:
     def __init__(self, **values):
         style = {"description_width": "initial"}
         self.controls = {
-            "kind": widgets.Dropdown(options=KINDS, description="fault"),
-            "point": widgets.Dropdown(options=POINTS, description="in membdev at"),
+            "tier": widgets.Dropdown(options=TIERS, description="tier"),
+            "kind": widgets.Dropdown(options=KINDS["python"], description="fault"),
+            "point": widgets.Dropdown(options=POINTS["python"], description="in membdev at"),
             "trigger": widgets.Dropdown(options=TRIGGERS, value="every k-th call",
                                         description="when"),
             "k": widgets.IntSlider(50, 1, 500, description="k (calls)", continuous_update=False),
@@ -158,6 +177,8 @@ class FaultLab:
                                                continuous_update=False),
             "at_ms": widgets.FloatSlider(5.0, min=0.0, max=100.0, step=0.5,
                                          description="at time (ms)", continuous_update=False),
+            "bit": widgets.IntSlider(0, 0, 62, description="bit (corrupt, wrong_value)",
+                                     continuous_update=False),
             "calls": widgets.IntSlider(400, 20, 4000, step=20, description="workload calls",
                                        continuous_update=False),
             "max_restarts": widgets.IntSlider(5, 0, 50, description="policy: max restarts",
@@ -165,6 +186,7 @@ class FaultLab:
             "period_s": widgets.FloatSlider(1.0, min=0.1, max=5.0, step=0.1,
                                             description="per period (s)",
                                             continuous_update=False)}
+        self.controls["tier"].observe(self._offer, names="value")
         for name, value in values.items():
             if name not in self.controls:
                 raise TypeError(f"FaultLab: no control {name!r} (have: {', '.join(self.controls)})")
@@ -180,6 +202,11 @@ class FaultLab:
         grid = widgets.GridBox(list(self.controls.values()),
                                layout=widgets.Layout(grid_template_columns="repeat(3, 1fr)"))
         self.widget = widgets.VBox([grid, self.button, self.recoveries, self.out])
+
+    def _offer(self, change) -> None:
+        """The kinds and points the chosen tier has."""
+        for name, choices in (("kind", KINDS), ("point", POINTS)):
+            self.controls[name].options = choices[change["new"]]
 
     def run(self, _=None) -> FaultRun | None:
         """Run with the form's values; the run (None if a value was refused: the
