@@ -30,9 +30,14 @@ def notebooks() -> dict[str, Path]:
 
 
 def _captured(state: dict, model_id: str) -> list:
-    """What the Output widgets in widget ``model_id`` (and in its children) show."""
-    model = state.get(model_id, {}).get("state", {})
+    """What the Output and HTML widgets in widget ``model_id`` (and in its children)
+    show: a form's results, and what it says about them (a recovery count)."""
+    entry = state.get(model_id, {})
+    model = entry.get("state", {})
     outputs = list(model.get("outputs", ()))
+    if entry.get("model_name") == "HTMLModel" and model.get("value"):
+        outputs.append({"output_type": "display_data", "metadata": {},
+                        "data": {"text/html": model["value"]}})
     for child in model.get("children", ()):
         outputs += _captured(state, child.removeprefix("IPY_MODEL_"))
     return outputs
@@ -40,8 +45,8 @@ def _captured(state: dict, model_id: str) -> list:
 
 def standalone_html(nb) -> str:
     """``nb`` as one HTML file that fetches nothing: figures are embedded, and each widget
-    is replaced by what its Output widgets show (a form's results), since drawing live
-    widgets would take a widget manager from a CDN."""
+    is replaced by what its Output and HTML widgets show (a form's results), since drawing
+    live widgets would take a widget manager from a CDN."""
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
@@ -75,22 +80,29 @@ def share(names: list[str] | None = None, parameters: dict | None = None,
     out = out or repo_root() / "data" / "results" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     parameters = dict(parameters or {})
-    setting = "full" if parameters.get("full") is True else "the notebook's own"
+    chosen = names or list(known)
+    declared = {name: set(pm.inspect_notebook(str(known[name]))) for name in chosen}
+    unused = sorted(set(parameters) - set().union(*declared.values()))
+    if unused:
+        raise HarnessError(f"share: no chosen notebook has a parameter {', '.join(unused)} "
+                           "(each notebook's parameters cell names its own)")
     written = []
-    for name in names or list(known):
+    for name in chosen:
         src, dst = known[name], out / f"{name}.ipynb"
-        pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(src.parent),
+        given = {k: v for k, v in parameters.items() if k in declared[name]}  # its own only
+        setting = "full" if given.get("full") is True else "the notebook's own"
+        pm.execute_notebook(str(src), str(dst), parameters=given, cwd=str(src.parent),
                             kernel_name="python3", progress_bar=False)
         nb = nbformat.read(dst, as_version=4)
         m = machine()
         stamp = {"executed_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "setting": setting, "parameters": parameters,
+                 "setting": setting, "parameters": given,
                  "code_version": code_version(), "machine": m}
         nb.metadata["redleaf_nb"] = stamp
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(
             f"*Executed by `redleaf-nb share` on {stamp['executed_utc']}: {m['cpu_model']}, "
             f"{m['cores']} cores, TSC {m['tsc_ghz']} GHz; {setting} setting, parameters "
-            f"`{json.dumps(parameters)}`; code version `{stamp['code_version'][:12]}`.*"))
+            f"`{json.dumps(given)}`; code version `{stamp['code_version'][:12]}`.*"))
         nb.cells[0]["id"] = "shared-stamp"
         nbformat.write(nb, dst)
         dst.with_suffix(".html").write_text(standalone_html(nb))

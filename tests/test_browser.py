@@ -164,30 +164,29 @@ def test_the_tour_runs_in_the_browser_without_an_error(page, lab):
 
 
 def test_moving_a_slider_in_a_figure_notebook_changes_the_figure(page, lab):
+    from playwright.sync_api import expect
     run_notebook(page, lab, "fig5_hashtable.ipynb")
     button = page.get_by_role("button", name="Run Figure 5")
     form = page.locator(".widget-vbox").filter(has=button).last
     figure = form.locator(".widget-output img").first
 
-    def run_and_capture(path: Path) -> np.ndarray:
+    def run_and_capture(path: Path, old_src: str | None) -> tuple[np.ndarray, str]:
+        """Press Run; once the form shows a figure other than ``old_src``, its pixels."""
         button.click()
         figure.wait_for(timeout=NOTEBOOK_TIMEOUT_MS)
-        page.wait_for_function("b => !b.disabled", arg=button.element_handle(),
-                               timeout=NOTEBOOK_TIMEOUT_MS)
+        if old_src is not None:       # the last run's figure stays until the new one comes
+            expect(figure).not_to_have_attribute("src", old_src, timeout=NOTEBOOK_TIMEOUT_MS)
         figure.scroll_into_view_if_needed()
-        shot = figure.screenshot(path=path)
-        return pixels(shot)
+        return pixels(figure.screenshot(path=path)), figure.get_attribute("src")
 
-    before = run_and_capture(SHOTS / "fig5_before.png")
-    src_before = figure.get_attribute("src")
+    before, src_before = run_and_capture(SHOTS / "fig5_before.png", None)
     max_log2 = slider(page, form, "max_log2")
     handle = max_log2.get_by_role("slider")
     handle.focus()
     for _ in range(2):
         handle.press("ArrowLeft")            # max_log2 16 -> 14: two sizes fewer
     assert max_log2.locator(".widget-readout").inner_text() == "14"
-    after = run_and_capture(SHOTS / "fig5_after.png")
-    assert figure.get_attribute("src") != src_before
+    after, _ = run_and_capture(SHOTS / "fig5_after.png", src_before)
     changed = (before.shape != after.shape
                or (np.abs(before.astype(int) - after.astype(int)).sum(axis=2) > 30).mean() > 0.01)
     assert changed, "the figure's pixels did not change after the slider moved"
@@ -204,7 +203,7 @@ def test_the_fault_lab_shows_the_recoveries_the_kernel_counted(page, lab):
     form = page.locator(".widget-vbox").filter(has=button).last
     runs = form.locator(".rl-run")
     assert runs.inner_text() == "1"              # the notebook's own first run
-    k = slider(page, form, "k (calls)").get_by_role("slider")
+    k = slider(page, form, "k (hits)").get_by_role("slider")
     k.focus()
     for _ in range(60):
         k.press("ArrowLeft")                     # k 100 -> 40: more faults in the workload
@@ -223,13 +222,9 @@ def test_the_fault_lab_shows_the_recoveries_the_kernel_counted(page, lab):
     form.screenshot(path=SHOTS / "fault_lab.png")
 
 
-def test_the_report_opens_offline_with_every_figure(browser, tmp_path, monkeypatch):
-    ex.run("hashtable", out=tmp_path / "hashtable", min_log2=10, max_log2=10, repeats=1,
-           py_max_log2=10)
-    ex.run("comm_cost", out=tmp_path / "comm_cost", jit_calls=2000, py_calls=200,
-           ipc_round_trips=200, repeats=2)
-    monkeypatch.setattr(ex, "results_dir", lambda name: tmp_path / name)
-    report = ex.report(out=tmp_path / "report.html")
+def open_offline(browser, report: Path):
+    """A page on ``report`` where every request but ``file:`` and ``data:`` is aborted;
+    the page, its context and the list of what it asked the network for."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     blocked = []
 
@@ -243,11 +238,25 @@ def test_the_report_opens_offline_with_every_figure(browser, tmp_path, monkeypat
     context.route("**/*", only_local)
     page = context.new_page()
     page.goto(report.as_uri())
-    images = page.locator("img")
-    assert images.count() == 2
-    loaded = page.evaluate("() => [...document.images].map(i => [i.alt, i.complete "
-                           "&& i.naturalWidth > 0])")
-    assert all(ok and alt for alt, ok in loaded), loaded
+    return page, context, blocked
+
+
+def figures_loaded(page) -> list:
+    """Each image of the page: its alt text, and whether it decoded."""
+    return page.evaluate("() => [...document.images].map(i => [i.alt, i.complete "
+                         "&& i.naturalWidth > 0])")
+
+
+def test_the_report_opens_offline_with_every_figure(browser, tmp_path, monkeypatch):
+    ex.run("hashtable", out=tmp_path / "hashtable", min_log2=10, max_log2=10, repeats=1,
+           py_max_log2=10)
+    ex.run("comm_cost", out=tmp_path / "comm_cost", jit_calls=2000, py_calls=200,
+           ipc_round_trips=200, repeats=2)
+    monkeypatch.setattr(ex, "results_dir", lambda name: tmp_path / name)
+    report = ex.report(out=tmp_path / "report.html")
+    page, context, blocked = open_offline(browser, report)
+    loaded = figures_loaded(page)
+    assert len(loaded) == 2 and all(ok and alt for alt, ok in loaded), loaded
     assert page.locator("table").count() >= 3       # the verdicts, and each figure's numbers
     assert not blocked, f"the report asked the network for {blocked}"
     page.screenshot(path=SHOTS / "report.png", full_page=False)
@@ -262,3 +271,16 @@ def test_the_browser_is_the_systems_and_playwright_is_pinned():
         "optional-dependencies"]["test"]
     assert f"playwright=={version('playwright')}" in extras
     assert Path(CHROMIUM).resolve().is_relative_to("/usr") and sys.platform == "linux"
+
+
+def test_the_report_of_every_recorded_result_opens_offline(browser, tmp_path):
+    """The report of whatever `make reproduce` (or `redleaf-nb run`) recorded here, if
+    anything: one figure per recorded experiment, every one of them loads offline."""
+    recorded = [e for e in ex.discover() if (ex.results_dir(e) / f"{e}.json").exists()]
+    if not recorded:
+        pytest.skip("nothing recorded in data/results/: `make reproduce` has not run here")
+    page, context, blocked = open_offline(browser, ex.report(out=tmp_path / "report.html"))
+    loaded = figures_loaded(page)
+    assert len(loaded) == len(recorded) and all(ok and alt for alt, ok in loaded), loaded
+    assert not blocked, f"the report asked the network for {blocked}"
+    context.close()

@@ -320,3 +320,6 @@ def test_every_experiment_has_a_notebook_and_the_report_links_it(tmp_path, monke
     monkeypatch.setattr(ex, "results_dir", lambda name: tmp_path / name)
     page = ex.report(out=tmp_path / "report.html").read_text()
     assert "Explore it: <a href='../../notebooks/fig5_hashtable.ipynb'>" in page
+    # the link is relative to where `make reproduce` writes the report: data/results/
+    report_dir = ex.repo_root() / "data" / "results"
+    assert (report_dir / "../../notebooks/fig5_hashtable.ipynb").resolve().is_file()

@@ -11,7 +11,7 @@ from redleaf_nb.widgets.fault_lab import FaultLab, run_faults, timeline
 
 
 def test_every_kth_write_panics_and_each_is_recovered_without_losing_data():
-    run = run_faults(kind="panic", point="write", trigger="every k-th call", k=25, calls=200)
+    run = run_faults(kind="panic", point="write", trigger="every k-th hit", k=25, calls=200)
     # 100 writes, a panic at every 25th: 4 deaths, each unwound, reclaimed, restarted, retried
     counts = run.events.kind.value_counts().to_dict()
     assert counts == {"armed": 1, "unwind": 4, "crash": 4, "reclaim": 4, "restart": 4, "retry": 4}
@@ -21,7 +21,7 @@ def test_every_kth_write_panics_and_each_is_recovered_without_losing_data():
 
 
 def test_faults_faster_than_the_policy_allows_are_refused_and_calls_fail():
-    run = run_faults(trigger="probability per call", probability=0.2, point="any", calls=300,
+    run = run_faults(trigger="probability per hit", probability=0.2, point="any", calls=300,
                      max_restarts=2, period_s=60.0)
     assert run.recoveries == run.shadow_stats.restarts == 2
     assert (run.events.kind == "refused").sum() > 0
@@ -42,14 +42,14 @@ def test_inside_the_jitted_driver_a_wrong_value_corrupts_data_and_a_corrupt_stat
     # bit 0 of the block number: the write lands on the neighbour block, nothing crashes,
     # and the read-back shows it: what language safety does not catch
     run = run_faults(tier="jitted", kind="wrong_value", point="block", bit=0,
-                     trigger="k-th call", k=10, calls=100)
+                     trigger="k-th hit", k=10, calls=100)
     assert run.recoveries == 0 and run.calls.ok.all()
     assert run.calls.wrong_data.sum() == 1 and list(run.events.kind) == ["armed"]
     # bit 6 of the driver's state (nblocks 64 -> 0): the next call panics on its bounds
     # check, and the restarted driver has a fresh state
-    run = run_faults(tier="jitted", kind="corrupt", bit=6, trigger="k-th call", k=30,
+    run = run_faults(tier="jitted", kind="corrupt", bit=6, trigger="k-th hit", k=30,
                      calls=100)
-    assert list(run.events.kind) == ["armed", "unwind", "crash", "reclaim", "restart"]
+    assert list(run.events.kind) == ["armed", "unwind", "crash", "reclaim", "restart", "retry"]
     assert run.recoveries == run.shadow_stats.restarts == 1 and run.calls.ok.all()
     assert not run.calls.wrong_data.any()
 
@@ -60,6 +60,18 @@ def test_the_lab_offers_each_tiers_own_faults():
     lab.controls["tier"].value = "jitted"
     assert "wrong_value" in lab.controls["kind"].options
     assert "block" in lab.controls["point"].options
+    assert FaultLab(kind="corrupt", tier="jitted").controls["kind"].value == "corrupt"
+    with pytest.raises(ValueError, match="FaultLab: kind='corrupt' is refused"):
+        FaultLab(kind="corrupt")                   # not a fault of the python tier
+
+
+def test_a_fault_that_never_struck_says_so():
+    lab = FaultLab(trigger="at time (ms)", at_ms=100.0, calls=20)
+    run = lab.run()
+    assert run.injected == 0 and run.recoveries == 0
+    assert "the fault never struck" in lab.recoveries.value
+    run = FaultLab(k=5, calls=40).run()
+    assert run.injected == 4          # 20 writes, every 5th write panics
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -81,12 +93,13 @@ def test_the_fault_lab_renders_the_kernels_recovery_count_and_its_timeline():
     assert int(shown.group(1)) == run.recoveries == run.shadow_stats.restarts == 4
     assert "class='rl-run'>1<" in lab.recoveries.value
     figure, table = lab.out.outputs      # the timeline; the event table: armed + 4 x 5 steps
-    assert "Figure size" in figure["data"]["text/plain"] and "[21 rows x 5 columns]" in table["data"]["text/plain"]
+    assert "Figure size" in figure["data"]["text/plain"] and len(run.events) == 21
+    assert table["data"]["text/plain"] == repr(run.events)
     fig = timeline(run)
     top, strip = fig.axes
     assert top.get_ylabel() == "throughput (calls/ms)" and "ms" in strip.get_xlabel()
     assert any(t.get_text().startswith("restart (4)") for t in strip.get_yticklabels())
-    lab.controls["trigger"].value = "k-th call"
+    lab.controls["trigger"].value = "k-th hit"
     lab.run()
     assert "class='rl-run'>2<" in lab.recoveries.value and lab.last.recoveries == 1
     with pytest.raises(TypeError, match="no control 'bogus'"):
@@ -109,6 +122,16 @@ def test_a_shadowed_stack_survives_a_driver_crash_and_an_unshadowed_one_does_not
     stack.kernel.heap.check_invariants()
     with pytest.raises(ValueError, match="driver 'floppy' is not one of"):
         builder.build("floppy")
+
+
+@pytest.mark.parametrize("with_rv6", [True, False])
+def test_a_stacks_calls_leave_the_heap_as_it_was_and_never_fill_the_disk(with_rv6):
+    stack = builder.build(builder.DRIVERS[0], shadowed=True, with_rv6=with_rv6)
+    live = stack.kernel.heap.live_objects
+    said = [stack.call() for _ in range(3 * builder.NOTES + 40)]
+    assert all(s.endswith("read back intact") for s in said), said
+    assert stack.kernel.heap.live_objects == live
+    assert stack.kernel.events.count("crash") == 0
 
 
 def test_the_domain_builder_draws_crashes_and_shows_any_edges_proxy():

@@ -1,6 +1,8 @@
 """redleaf-nb share: executed notebooks with their outputs, stamped, as .ipynb and one
 HTML file; a colleague re-runs the shared notebook with other parameters."""
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 import papermill as pm
@@ -52,12 +54,14 @@ def test_a_forms_results_stay_in_the_html_without_its_widgets():
         "application/vnd.jupyter.widget-view+json": {"model_id": "box"},
         "text/plain": "VBox(...)"}, execution_count=1)]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
-        "box": {"state": {"children": ["IPY_MODEL_out"]}},
+        "box": {"state": {"children": ["IPY_MODEL_out", "IPY_MODEL_says"]}},
+        "says": {"model_name": "HTMLModel", "state": {"value": "<b>recoveries</b>: 4"}},
         "out": {"state": {"outputs": [{"output_type": "display_data", "metadata": {},
                                        "data": {"image/png": "iVBORw0KGgo=",
                                                 "text/plain": "<Figure>"}}]}}}}}
     html = standalone_html(nb)
     assert 'src="data:image/png;base64,iVBORw0KGgo=' in html and "VBox(...)" not in html
+    assert "<b>recoveries</b>: 4" in html
     assert "http" not in "".join(re.findall(r"<(?:script|link)[^>]*>", html))
 
 
@@ -68,3 +72,21 @@ def test_share_full_sets_the_notebooks_full_parameter(monkeypatch):
     assert cli.main(["share", "fig5_hashtable", "--full"]) == 0
     assert cli.main(["share", "--param", "full=False", "--param", "calls=60"]) == 0
     assert given == [{"full": True}, {"full": False, "calls": 60}]
+
+
+def test_each_notebook_gets_only_the_parameters_its_cell_declares(monkeypatch, tmp_path):
+    """--full reaches the notebooks with a ``full`` parameter (stamped "full"); the others
+    run as they are, stamped so; a parameter no chosen notebook has is refused."""
+    ran = {}
+
+    def execute(src, dst, parameters, **_):
+        ran[Path(src).stem] = parameters
+        shutil.copy(src, dst)
+
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+    paths = share(["00_tour", "fig5_hashtable"], {"full": True}, out=tmp_path)
+    assert ran == {"00_tour": {}, "fig5_hashtable": {"full": True}}
+    stamps = [nbformat.read(p, as_version=4).metadata["redleaf_nb"] for p in paths]
+    assert [s["setting"] for s in stamps] == ["the notebook's own", "full"]
+    with pytest.raises(ex.HarnessError, match="no chosen notebook has a parameter full"):
+        share(["00_tour", LAB], {"full": True}, out=tmp_path)

@@ -370,18 +370,22 @@ class Kernel:
         self.events.record("crash" if state == px.CRASHED else "terminated", dom.name, reason)
         self._bury(dom)
 
-    def _bury(self, dom: Domain) -> None:
+    def _bury(self, dom: Domain, jitted: bool = False) -> None:
         """The last of a death: reclaim, drop the private heap, free the slot for reuse
-        (only now: nothing of the dead incarnation is left under its id)."""
-        self.reclaim(dom)
+        (only now: nothing of the dead incarnation is left under its id). ``jitted``: the
+        jitted kernel already freed its heap objects where it died."""
+        self.reclaim(dom, jitted)
         dom.impl = None  # the private heap goes with the domain
         self._free_slots.append(dom.slot)
 
-    def reclaim(self, dom: Domain) -> int:
+    def reclaim(self, dom: Domain, jitted: bool = False) -> int:
         """Free every heap object and device a (dead) domain owns; objects freed."""
         n = hp.reclaim(self.heap.k, dom.id)
-        self.events.record("reclaim", dom.name, f"{n} heap objects freed, devices released: "
-                           f"{', '.join(dom.devices) or 'none'}")
+        if n or dom.devices or dom.impl is not None:   # not a buried domain's empty re-sweep
+            freed = (f"heap objects freed by the jitted kernel where it died (+{n} now)"
+                     if jitted else f"{n} heap objects freed")
+            self.events.record("reclaim", dom.name, f"{freed}, devices released: "
+                               f"{', '.join(dom.devices) or 'none'}")
         for dev in list(dom.devices):
             # a device must not DMA into buffers that were just freed
             quiesce = getattr(self._devices[dev][0], "quiesce", None)
@@ -516,7 +520,7 @@ class Kernel:
                 self.events.record("unwind", d.name, "the jitted call unwound to its caller; "
                                    "the jitted kernel marked the domain and freed its objects")
                 self.events.record("crash", d.name, reason)
-                self._bury(d)
+                self._bury(d, jitted=True)
 
     # -- inspection --
     def new(self, t, value=None) -> Handle:

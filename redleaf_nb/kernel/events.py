@@ -1,6 +1,6 @@
 """The kernel's log of what happened to its domains: a fault armed, a call unwound
-out of a panicking domain, the crash (or a clean termination), what the reclaim freed, a shadow's restart,
-its retry of the request (Python tier; a jitted shadow retries inside its own code), and its policy's refusal to restart again.
+out of a panicking domain, the crash (or a clean termination), what the reclaim freed,
+a shadow's restart, its retry of the request, and its policy's refusal to restart again.
 
 It answers "what did that crash do, and in what order" after the fact, and it is
 what the notebooks' fault timelines draw. Only the rare paths write to it (a death

@@ -243,6 +243,8 @@ def _restart_for(k: int, shadow_id: int, status: int, deaths: int) -> int:
         dom.impl.stats.reported += 1
         return 2
     dom.impl.stats.retried += 1
+    kernel.events.record("retry", dom.impl.target, f"{dom.name} retries the request in its "
+                         f"jitted code (death {deaths} under it)")
     return 1
 
 

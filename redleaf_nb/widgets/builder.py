@@ -31,6 +31,7 @@ from . import domain_graph
 
 DRIVERS = ("membdev (RAM disk)", "nvme (simulated NVMe SSD)")
 NBLOCKS = 512
+NOTES = 8          # the files (or blocks) the calls take turns on, so no call fills the disk
 
 
 @dataclass
@@ -44,27 +45,39 @@ class Stack:
 
     def call(self) -> str:
         """One request through the stack, as a client makes it: with rv6, store a file
-        and read it back; without, write a block and read it back. What happened, in
-        words (an ``RpcError`` or an ``OSError`` is reported, not raised)."""
+        and read it back; without, write a block and read it back (the calls take turns
+        on ``NOTES`` files or blocks). What happened, in words (an ``RpcError`` or an
+        ``OSError`` is reported, not raised)."""
         self.calls += 1
         payload = f"request {self.calls}: written through the stack".encode()
         try:
             if self.with_rv6:
-                path = f"/note-{self.calls}.txt"
+                path = f"/note-{self.calls % NOTES}.txt"
                 rv6_files.store(self.kernel, self.top, {path: payload})
                 back = rv6_files.load(self.kernel, self.top, [path])[path]
             else:
-                block = self.kernel.new(Block)
-                data = np.zeros(len(block.get()), np.uint8)
-                data[:len(payload)] = np.frombuffer(payload, np.uint8)
-                block.set(data)
-                for result in (self.top.write(self.calls, block), self.top.read(self.calls, block)):
-                    if isinstance(result, RpcError):
-                        raise result
-                back = result.get()[:len(payload)].tobytes()
+                back = self._block_round_trip(self.calls % NOTES, payload)
         except (RpcError, OSError) as failed:
             return f"call {self.calls} failed: {failed}"
         return f"call {self.calls}: read back {'intact' if back == payload else 'WRONG'}"
+
+    def _block_round_trip(self, n: int, payload: bytes) -> bytes:
+        """Write ``payload`` to block ``n`` and read it back, in one buffer of the
+        caller's that the read hands back (freed after; gone if the driver took it down)."""
+        block = self.kernel.new(Block)
+        try:
+            data = np.zeros(len(block.get()), np.uint8)
+            data[:len(payload)] = np.frombuffer(payload, np.uint8)
+            block.set(data)
+            for op in ("write", "read"):
+                result = getattr(self.top, op)(n, block)
+                if isinstance(result, RpcError):
+                    raise result
+            block = result
+            return block.get()[:len(payload)].tobytes()
+        finally:
+            if block.is_live:
+                block.free()
 
 
 def _nvme_disk(kernel: Kernel, shadowed: bool, policy: RestartPolicy):

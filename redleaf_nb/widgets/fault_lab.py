@@ -7,7 +7,8 @@ In the Python tier a fault strikes at a method's entry (the proxy's fault point)
 the jitted tier it strikes at points inside the driver's compiled code: ``read`` after
 the caller's buffer moved in, ``write``, and ``block``, where the driver tells the
 device which block to write (a ``wrong_value`` there flips a bit of the block number:
-data lands in the wrong block, which no isolation catches and the read-backs show).
+a low bit sends the data to a neighbour block, which no isolation catches and the
+read-backs show; a high one points past the disk, and the driver's bounds check panics).
 
 The timeline's events are the kernel's own (:class:`~redleaf_nb.kernel.events.EventLog`),
 not the widget's guesses; the workload only adds what a client sees (each call's
@@ -23,6 +24,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import traitlets
 
 from redleaf_nb.drivers.membdev import MemBDev, MemDisk
 from redleaf_nb.interfaces.bdev import Block
@@ -31,7 +33,9 @@ from redleaf_nb.kernel.faults import Fault
 from redleaf_nb.kernel.proxy import RPC_OK, RpcError
 from redleaf_nb.kernel.shadow import RestartPolicy
 
-TRIGGERS = ("k-th call", "every k-th call", "probability per call", "at time (ms)")
+# a hit: the driver reaching the chosen point (a call of that method in the Python tier;
+# with "any", every point it passes)
+TRIGGERS = ("k-th hit", "every k-th hit", "probability per hit", "at time (ms)")
 TIERS = ("python", "jitted")
 # what a fault may do, and where, in each tier (kernel/faults.py; drivers/membdev.py)
 KINDS = {"python": ("panic", "hang"), "jitted": ("panic", "hang", "corrupt", "wrong_value")}
@@ -50,6 +54,8 @@ class FaultRun:
     events: pd.DataFrame
     shadow_stats: object
     kernel: Kernel
+    injected: int          # faults that struck (the kernel's fault table)
+    seconds: float         # the workload's wall time
 
     @property
     def recoveries(self) -> int:
@@ -59,11 +65,11 @@ class FaultRun:
 
 def _fault(kind, point, trigger, k, probability, bit) -> Fault:
     how = dict(point=None if point == "any" else point, bit=bit)
-    if trigger == "k-th call":
+    if trigger == "k-th hit":
         return Fault(kind, after=k - 1, times=1, **how)
-    if trigger == "every k-th call":
+    if trigger == "every k-th hit":
         return Fault(kind, after=k - 1, every=k, times=0, **how)
-    if trigger == "probability per call":
+    if trigger == "probability per hit":
         return Fault(kind, probability=probability, times=0, **how)
     return Fault(kind, times=1, **how)       # at a time: armed then, fires at once
 
@@ -80,7 +86,7 @@ def _call(kernel, shadow, tier, op, n, block):
     return ok, kernel.wrap(got, Block) if ok and op == "read" else block
 
 
-def run_faults(kind="panic", point="write", trigger="every k-th call", k=50,
+def run_faults(kind="panic", point="write", trigger="every k-th hit", k=50,
                probability=0.01, at_ms=5.0, bit=0, tier="python", calls=400,
                max_restarts=5, period_s=1.0) -> FaultRun:
     """A fresh kernel with ``membdev`` behind a shadow (``RestartPolicy(max_restarts,
@@ -121,11 +127,12 @@ def run_faults(kind="panic", point="write", trigger="every k-th call", k=50,
         wrong = bool(i % 2 and ok and (block.get() != pattern).any())
         rows.append({"call": i, "op": "read" if i % 2 else "write", "t_ms": (t0 - start) / 1e6,
                      "us": (time.perf_counter_ns() - t0) / 1e3, "ok": ok, "wrong_data": wrong})
+    seconds = (time.perf_counter_ns() - start) / 1e9
     kernel.heap.check_invariants()
     events = kernel.events.since(first_event)
     events.insert(2, "t_ms", (events.t_ns - start) / 1e6)
-    return FaultRun(pd.DataFrame(rows), events.drop(columns="t_ns"),
-                    shadow.domain.impl.stats, kernel)
+    return FaultRun(pd.DataFrame(rows), events.drop(columns="t_ns"), shadow.domain.impl.stats,
+                    kernel, kernel.fault_counts("membdev")["injected"], seconds)
 
 
 def timeline(run: FaultRun, title: str = ""):
@@ -169,9 +176,9 @@ class FaultLab:
             "tier": widgets.Dropdown(options=TIERS, description="tier"),
             "kind": widgets.Dropdown(options=KINDS["python"], description="fault"),
             "point": widgets.Dropdown(options=POINTS["python"], description="in membdev at"),
-            "trigger": widgets.Dropdown(options=TRIGGERS, value="every k-th call",
+            "trigger": widgets.Dropdown(options=TRIGGERS, value="every k-th hit",
                                         description="when"),
-            "k": widgets.IntSlider(50, 1, 500, description="k (calls)", continuous_update=False),
+            "k": widgets.IntSlider(50, 1, 500, description="k (hits)", continuous_update=False),
             "probability": widgets.FloatSlider(0.01, min=0.0, max=0.2, step=0.005,
                                                description="probability",
                                                continuous_update=False),
@@ -187,10 +194,13 @@ class FaultLab:
                                             description="per period (s)",
                                             continuous_update=False)}
         self.controls["tier"].observe(self._offer, names="value")
-        for name, value in values.items():
+        for name in sorted(values, key=lambda n: n != "tier"):   # the tier decides the choices
             if name not in self.controls:
                 raise TypeError(f"FaultLab: no control {name!r} (have: {', '.join(self.controls)})")
-            self.controls[name].value = value
+            try:
+                self.controls[name].value = values[name]
+            except traitlets.TraitError as e:
+                raise ValueError(f"FaultLab: {name}={values[name]!r} is refused: {e}") from None
         for c in self.controls.values():
             c.style = style
         self.button = widgets.Button(description="Inject and run", button_style="danger")
@@ -222,11 +232,14 @@ class FaultLab:
             self.button.disabled = False
         self.last, self.runs = run, self.runs + 1
         ok, wrong = int(run.calls.ok.sum()), int(run.calls.wrong_data.sum())
+        struck = (f"faults struck: {run.injected}" if run.injected else
+                  "<b>the fault never struck</b> (the workload took "
+                  f"{run.seconds * 1e3:.1f} ms: a later time, a point it never reached?)")
         self.recoveries.value = (
             f"run <span class='rl-run'>{self.runs}</span>: <b>recoveries</b> (driver "
             f"restarts in the kernel's log): "
             f"<span class='rl-recoveries'>{run.recoveries}</span> · calls ok {ok} of "
-            f"{len(run.calls)} · wrong data read back: {wrong} · heap invariants hold")
+            f"{len(run.calls)} · wrong data read back: {wrong} · {struck} · heap invariants hold")
         fig = timeline(run)
         plt.close(fig)     # shown in the form's output only
         self.out.append_display_data(fig)

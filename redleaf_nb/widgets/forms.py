@@ -62,6 +62,7 @@ class ParamForm:
             "and table (CSV), into data/results/notebook-exports/")
         self.out = widgets.Output()
         self.table = None
+        self.ran_at = None    # when the last run ended (UTC): its exports' name
         self.figure = None    # the last run's: the first Figure among what show returned
         self._show = show or self._default_show
         self.button.on_click(self.run)
@@ -96,6 +97,7 @@ class ParamForm:
             self.table = self.exp.run(params)
         finally:
             self.button.disabled = False
+        self.ran_at = dt.datetime.now(dt.timezone.utc)
         shown = self._show(self.table)
         self.figure = next((obj for obj in shown if isinstance(obj, Figure)), None)
         self.export_button.disabled = False
@@ -106,14 +108,15 @@ class ParamForm:
     def export(self, directory: Path | None = None) -> list[Path]:
         """Write the last run's figure (PNG at 150 dpi, PDF) and table (CSV) into
         ``directory`` (default ``data/results/notebook-exports/<experiment>/``), named by
-        the experiment and the UTC time; the paths written, also shown in the form."""
+        the experiment and the UTC time the run ended (one run, one name); the paths
+        written, also shown in the form."""
         if self.table is None:
             raise RuntimeError(f"ParamForm({self.exp.name}).export: no run to export yet "
                                "(press Run first)")
         directory = Path(directory or repo_root() / "data" / "results" / "notebook-exports"
                          / self.exp.name)
         directory.mkdir(parents=True, exist_ok=True)
-        stem = directory / f"{self.exp.name}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+        stem = directory / f"{self.exp.name}-{self.ran_at:%Y%m%dT%H%M%S%fZ}"
         written = []
         if self.figure is not None:
             for suffix, dpi in ((".png", 150), (".pdf", None)):

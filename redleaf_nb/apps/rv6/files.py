@@ -23,30 +23,42 @@ def store(kernel, rv6, files: dict[str, bytes]) -> None:
     """Write each ``path -> bytes`` of ``files`` (created or truncated), a block at a time."""
     buf = kernel.new(Block)
     block = np.zeros(BSIZE, np.uint8)
-    for path, data in files.items():
-        fd = _checked(rv6.open(path_bytes(path), O_CREATE | O_RDWR | O_TRUNC), "open", path)
-        for at in range(0, len(data), BSIZE):
-            chunk = np.frombuffer(data[at:at + BSIZE], np.uint8)
-            block[:len(chunk)] = chunk
-            buf.set(block)
-            if _checked(rv6.write(fd, buf, len(chunk)), "write", path) != len(chunk):
-                raise OSError(f"rv6: write {path}: short write (the disk is full?)")
-        _checked(rv6.close(fd), "close", path)
+    try:
+        for path, data in files.items():
+            fd = _checked(rv6.open(path_bytes(path), O_CREATE | O_RDWR | O_TRUNC), "open", path)
+            for at in range(0, len(data), BSIZE):
+                chunk = np.frombuffer(data[at:at + BSIZE], np.uint8)
+                block[:len(chunk)] = chunk
+                buf.set(block)
+                if _checked(rv6.write(fd, buf, len(chunk)), "write", path) != len(chunk):
+                    raise OSError(f"rv6: write {path}: short write (the disk is full?)")
+            _checked(rv6.close(fd), "close", path)
+    finally:
+        _release(buf)
 
 
 def load(kernel, rv6, paths) -> dict[str, bytes]:
     """The contents of each file of ``paths``, read a block at a time."""
     out, buf = {}, kernel.new(Block)
-    for path in paths:
-        fd = _checked(rv6.open(path_bytes(path), O_RDONLY), "open", path)
-        parts = []
-        while True:
-            got = rv6.read(fd, buf, BSIZE)     # (n, the buffer back), or an RpcError
-            n = _checked(got if isinstance(got, RpcError) else got[0], "read", path)
-            buf = got[1]
-            if n == 0:
-                break
-            parts.append(buf[:n].tobytes())
-        _checked(rv6.close(fd), "close", path)
-        out[path] = b"".join(parts)
+    try:
+        for path in paths:
+            fd = _checked(rv6.open(path_bytes(path), O_RDONLY), "open", path)
+            parts = []
+            while True:
+                got = rv6.read(fd, buf, BSIZE)     # (n, the buffer back), or an RpcError
+                n = _checked(got if isinstance(got, RpcError) else got[0], "read", path)
+                buf = got[1]
+                if n == 0:
+                    break
+                parts.append(buf[:n].tobytes())
+            _checked(rv6.close(fd), "close", path)
+            out[path] = b"".join(parts)
+    finally:
+        _release(buf)
     return out
+
+
+def _release(buf) -> None:
+    """Free the caller's block buffer, unless it went down with a crashed rv6."""
+    if buf.is_live:
+        buf.free()
