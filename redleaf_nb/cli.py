@@ -8,6 +8,7 @@
     redleaf-nb reproduce [--full]         run every experiment, then the report
     redleaf-nb lab                        JupyterLab on the notebooks
     redleaf-nb share [NAMES] [--full] [--param K=V]  executed notebooks (.ipynb, HTML)
+    redleaf-nb sweep NAME --grid K=V1,V2 ... [--scheduler ADDRESS|local] [--workers N]
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import experiments as ex
+from .sweep import SweepError
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -115,6 +118,27 @@ def cmd_lab(args) -> int:
 PYTHON_WORDS = {"True": True, "False": False, "None": None}
 
 
+def cmd_sweep(args) -> int:
+    from . import sweep as sw
+    grid = sw.parse_grid(args.grid)
+    n = len(sw.points(ex.get(args.name), grid, args.replicates, args.seed, args.full))
+    backend = args.scheduler or ("serial" if n < 3 else "local")
+    start = time.perf_counter()
+    table = sw.sweep(args.name, grid, backend=backend, workers=args.workers,
+                     replicates=args.replicates, root_seed=args.seed, full=args.full,
+                     cache=not args.no_cache, memory_limit=args.memory_limit)
+    seconds = time.perf_counter() - start
+    failures = table.attrs["failures"]
+    for f in failures:
+        print(f"failed: {', '.join(f'{k}={v}' for k, v in f.items() if k != 'traceback')}",
+              file=sys.stderr)
+    where = sw.save(table, args.name) if len(table) else None
+    print(f"sweep {args.name} on {backend}: {n} points, {table.attrs['computed']} run, "
+          f"{table.attrs['cached']} from the cache, {len(failures)} failed, {seconds:.1f} s"
+          + (f"; {len(table)} rows in {where}" if where else ""))
+    return 1 if failures else 0
+
+
 def cmd_share(args) -> int:
     from .share import share
     params = {}
@@ -167,10 +191,26 @@ def main(argv=None) -> int:
                    help="a value for the notebooks' parameters cell (JSON, True/False/None, "
                    "or a word)")
     p.set_defaults(func=cmd_share)
+    p = sub.add_parser("sweep", help="run an experiment over a parameter grid, on Dask")
+    p.add_argument("name")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="values of a parameter (or LOW..HIGH); KEY1+KEY2=... sets both")
+    p.add_argument("--replicates", type=int, default=1, help="runs of each grid point, "
+                   "each with its own seed")
+    p.add_argument("--seed", type=int, default=0, help="the root seed of every point's seed")
+    p.add_argument("--scheduler", help="'local' (a LocalCluster here), 'serial', or a Dask "
+                   "scheduler's address (default: serial for under 3 points, else local)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    p.add_argument("--memory-limit", default="auto", help="per LocalCluster worker "
+                   "(e.g. 8GiB; auto: the machine's memory shared among the workers)")
+    p.add_argument("--full", action="store_true", help="grid points start from the full "
+                   "setting (default: quick)")
+    p.add_argument("--no-cache", action="store_true", help="run every point again")
+    p.set_defaults(func=cmd_sweep)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ex.ParamError, ex.HarnessError, KeyError) as e:
+    except (ex.ParamError, ex.HarnessError, KeyError, SweepError) as e:
         print(f"redleaf-nb: {e}", file=sys.stderr)
         return 2
 

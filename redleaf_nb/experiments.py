@@ -145,6 +145,13 @@ class Experiment:
     targets: Callable[[pd.DataFrame], dict] | None = None
     # what the report shows of the recorded table (default: all of it): ours -> table
     summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    # does it measure time? A sweep (sweep.py) then runs its points one per machine,
+    # pinned to a core: two at once on two cores perturb each other's numbers through
+    # the shared caches and memory
+    timing_sensitive: bool = True
+    # the columns that differ from run to run (times, rates); the others are outcomes,
+    # the same for the same parameters and seed on any backend, in any order
+    measured: tuple[str, ...] = ()
 
     def resolve(self, full: bool = False, **overrides) -> dict:
         """Parameters for a run: the quick (or full) setting, plus checked overrides."""
