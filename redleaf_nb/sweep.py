@@ -295,6 +295,7 @@ def _execute(client, exp, todo: list[Point], progress: bool, exclusive: bool, wa
                 bar.update()
             return
         from distributed import as_completed
+        client.run(ex.get, exp.name)       # every worker imports the experiment meanwhile
         batches = (todo[:1], todo[1:]) if warm else (todo,)
         for batch in batches:
             futures = {client.submit(run_point, exp.name, p.params, p.seed, exclusive,
