@@ -311,28 +311,38 @@ def _client(backend, workers: int, memory_limit: str, needed: bool):
     if backend == "serial" or not needed:
         yield None
         return
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
     if isinstance(backend, Client):
         yield backend
         return
-    # workers may fork (the fault campaign's trial processes): they must not be daemons
-    with dask.config.set({"distributed.worker.daemon": False}):
-        if backend == "local":
-            if workers < 1:
-                raise SweepError(f"sweep: workers must be >= 1, not {workers}")
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              memory_limit=memory_limit, dashboard_address=":0") as cluster, \
-                    Client(cluster) as client:
-                yield client
-            return
-        try:
-            client = Client(backend, timeout=f"{CONNECT_TIMEOUT_S}s")
-        except (OSError, TimeoutError) as e:
-            raise SweepError(f"sweep: no Dask scheduler answered at {backend!r} within "
-                             f"{CONNECT_TIMEOUT_S} s ({e})") from None
-        with client:
+    if backend == "local":
+        client = local_client(workers, memory_limit)
+        with client.cluster, client:
             yield client
+        return
+    try:
+        client = Client(backend, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError) as e:
+        raise SweepError(f"sweep: no Dask scheduler answered at {backend!r} within "
+                         f"{CONNECT_TIMEOUT_S} s ({e})") from None
+    with client:
+        yield client
+
+
+def local_client(workers: int = 2, memory_limit: str = "auto"):
+    """A client of a new ``LocalCluster`` as sweeps want it: ``workers`` processes of one
+    thread each (jitted kernels hold the GIL), each with ``memory_limit`` ("auto": the
+    machine's memory shared among them), allowed to fork (the fault campaign's trial
+    processes), its dashboard on a free port (``client.dashboard_link``). Close the
+    client and its cluster when done (``with client.cluster, client:``)."""
+    import dask
+    from distributed import Client, LocalCluster
+    if workers < 1:
+        raise SweepError(f"sweep: workers must be >= 1, not {workers}")
+    with dask.config.set({"distributed.worker.daemon": False}):   # daemons may not fork
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               memory_limit=memory_limit, dashboard_address=":0")
+    return Client(cluster)
 
 
 def save(table: pd.DataFrame, experiment: str) -> Path:
