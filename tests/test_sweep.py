@@ -105,12 +105,13 @@ def test_a_sweep_killed_midway_resumes_where_it_stopped(tmp_path):
               f"sw.cache_dir = lambda name: Path({str(store)!r})\n"
               f"sw.sweep('fault_campaign', {{'faults': [20], 'workers': [1]}}, replicates=8,"
               f" progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    # a session of its own: the kill takes the campaign's forked trial process down too
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 300
     while len(list(store.glob("*.csv"))) < 2 and time.monotonic() < deadline:
         assert proc.poll() is None, "the sweep ended before it could be killed"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = len(list(store.glob("*.csv")))
     assert 2 <= finished < 8 and not list(store.glob(".*.tmp"))
