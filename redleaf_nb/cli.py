@@ -120,12 +120,10 @@ PYTHON_WORDS = {"True": True, "False": False, "None": None}
 
 def cmd_sweep(args) -> int:
     from . import sweep as sw
-    grid = sw.parse_grid(args.grid)
-    n = len(sw.points(ex.get(args.name), grid, args.replicates, args.seed, args.full))
-    backend = args.scheduler or ("serial" if n < 3 else "local")
     start = time.perf_counter()
-    table = sw.sweep(args.name, grid, backend=backend, workers=args.workers,
-                     replicates=args.replicates, root_seed=args.seed, full=args.full,
+    table = sw.sweep(args.name, sw.parse_grid(args.grid), backend=args.scheduler,
+                     workers=args.workers, replicates=args.replicates, root_seed=args.seed,
+                     full=args.full,
                      cache=not args.no_cache, memory_limit=args.memory_limit)
     seconds = time.perf_counter() - start
     failures = table.attrs["failures"]
@@ -133,7 +131,9 @@ def cmd_sweep(args) -> int:
         print(f"failed: {', '.join(f'{k}={v}' for k, v in f.items() if k != 'traceback')}",
               file=sys.stderr)
     where = sw.save(table, args.name) if len(table) else None
-    print(f"sweep {args.name} on {backend}: {n} points, {table.attrs['computed']} run, "
+    n = table.attrs["computed"] + table.attrs["cached"] + len(failures)
+    print(f"sweep {args.name} on {table.attrs['backend']}: {n} points, "
+          f"{table.attrs['computed']} run, "
           f"{table.attrs['cached']} from the cache, {len(failures)} failed, {seconds:.1f} s"
           + (f"; {len(table)} rows in {where}" if where else ""))
     return 1 if failures else 0

@@ -25,6 +25,8 @@ into their CSVs beside the value and its interval (``<col>_lo``, ``<col>_hi``).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
@@ -33,6 +35,24 @@ import numpy as np
 ESTIMATORS = ("min", "max", "mean", "median")
 BOOTSTRAP_RESAMPLES = 2000
 INTERVAL = 0.90          # the bootstrap interval's coverage
+
+
+@contextlib.contextmanager
+def pinned():
+    """Run this thread on one CPU (the highest it may use, as the paper pins its
+    benchmarks), then restore its CPU set; yields the CPU (None where pinning is not
+    possible)."""
+    try:
+        before = os.sched_getaffinity(0)
+        core = max(before)
+        os.sched_setaffinity(0, {core})
+    except (AttributeError, OSError):
+        yield None
+        return
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ import numpy as np
 import pandas as pd
 
 from . import experiments as ex
+from .measure import pinned
 
 CONNECT_TIMEOUT_S = 3
+SERIAL_BELOW = 3            # fewer points than this: no cluster is worth starting
 TIMING_LOCK = Path(tempfile.gettempdir()) / "redleaf-nb-timing.lock"   # one per host
 SEED_LIMIT = 2 ** 31        # the seeds a sweep hands out: 0 .. 2**31 - 1
 
@@ -107,6 +109,7 @@ def points(exp: ex.Experiment, grid: dict, replicates: int = 1, root_seed: int =
     if replicates < 1:
         raise SweepError(f"sweep {exp.name}: replicates must be >= 1, not {replicates}")
     has_seed = "seed" in valid and not any("seed" in k.split("+") for k in grid)
+    code = code_key()           # once: it reads the checkout's files and asks git
     out = []
     for combo in itertools.product(*grid.values()):
         given = {k: v for key, v in zip(grid, combo) for k in key.split("+")}
@@ -118,7 +121,7 @@ def points(exp: ex.Experiment, grid: dict, replicates: int = 1, root_seed: int =
             seed = _seed(root_seed, replicate, params)
             if has_seed:
                 params = {**params, "seed": seed}
-            out.append(Point(params, replicate, seed, _key(exp.name, params, replicate)))
+            out.append(Point(params, replicate, seed, _key(exp.name, params, replicate, code)))
     return out
 
 
@@ -132,9 +135,9 @@ def _seed(root_seed: int, replicate: int, params: dict) -> int:
     return int(state[0]) % SEED_LIMIT
 
 
-def _key(name: str, params: dict, replicate: int) -> str:
+def _key(name: str, params: dict, replicate: int, code: str) -> str:
     text = json.dumps({"experiment": name, "params": params, "replicate": replicate,
-                       "code": code_key()}, sort_keys=True)
+                       "code": code}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -153,22 +156,19 @@ def _current_core() -> int:
 @contextlib.contextmanager
 def _alone_on_this_machine(exclusive: bool):
     """For a timing-sensitive point: hold this host's one timing slot and pin this
-    thread to one core. The slot is a lock on a file in the host's temporary folder,
-    so every worker on the host (of this sweep or another) waits its turn, and a worker
-    that dies lets go of it (a Dask semaphore's lease could lapse while jitted code
-    holds the GIL for minutes)."""
+    thread to one core (:func:`measure.pinned`; yields the core). The slot is a lock on
+    a file in the host's temporary folder, so every worker on the host (of this sweep or
+    another) waits its turn, and a worker that dies lets go of it (a Dask semaphore's
+    lease could lapse while jitted code holds the GIL for minutes)."""
     if not exclusive:
         yield None
         return
     with open(TIMING_LOCK, "a") as slot:
         fcntl.flock(slot, fcntl.LOCK_EX)
-        allowed = os.sched_getaffinity(0)
-        core = max(allowed)
-        os.sched_setaffinity(0, {core})
         try:
-            yield core
+            with pinned() as core:
+                yield core
         finally:
-            os.sched_setaffinity(0, allowed)
             fcntl.flock(slot, fcntl.LOCK_UN)
 
 
@@ -222,12 +222,13 @@ def _worker_name() -> str:
 
 # --- the sweep ------------------------------------------------------------------------
 
-def sweep(experiment: str, grid: dict, backend="serial", workers: int = 2,
+def sweep(experiment: str, grid: dict, backend=None, workers: int = 2,
           replicates: int = 1, root_seed: int = 0, full: bool = False, cache: bool = True,
           memory_limit: str = "auto", progress: bool = True, exclusive: bool | None = None,
           warm: bool = True) -> pd.DataFrame:
     """Run ``experiment`` at every point of ``grid`` (``{param: [values]}``; a key
-    ``"a+b"`` sets both) times ``replicates`` on ``backend``; one DataFrame, in the
+    ``"a+b"`` sets both) times ``replicates`` on ``backend`` (default: serial under
+    ``SERIAL_BELOW`` points, else local); one DataFrame, in the
     grid's order: each point's table with its parameter columns attached (unless the
     table has them), its replicate, seed, worker, core, start (Unix time), seconds and
     peak memory. ``exclusive``: run the points one per machine, pinned (default: if the
@@ -237,6 +238,8 @@ def sweep(experiment: str, grid: dict, backend="serial", workers: int = 2,
     the cache) and ``backend``."""
     exp = ex.get(experiment)
     todo = points(exp, grid, replicates, root_seed, full)
+    if backend is None:
+        backend = "serial" if len(todo) < SERIAL_BELOW else "local"
     store = cache_dir(exp.name)
     done = {p.key: pd.read_csv(store / f"{p.key}.csv") for p in todo
             if cache and (store / f"{p.key}.csv").exists()}

@@ -104,7 +104,7 @@ def test_a_sweep_killed_midway_resumes_where_it_stopped(tmp_path):
               f"from pathlib import Path\n"
               f"sw.cache_dir = lambda name: Path({str(store)!r})\n"
               f"sw.sweep('fault_campaign', {{'faults': [20], 'workers': [1]}}, replicates=8,"
-              f" progress=False)\n")
+              f" backend='serial', progress=False)\n")
     # a session of its own: the kill takes the campaign's forked trial process down too
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 300
@@ -116,7 +116,7 @@ def test_a_sweep_killed_midway_resumes_where_it_stopped(tmp_path):
     finished = len(list(store.glob("*.csv")))
     assert 2 <= finished < 8 and not list(store.glob(".*.tmp"))
     resumed = sw.sweep("fault_campaign", {"faults": [20], "workers": [1]}, replicates=8,
-                       progress=False)
+                       backend="serial", progress=False)
     assert (resumed.attrs["cached"], resumed.attrs["computed"]) == (finished, 8 - finished)
     assert sorted(resumed.replicate.unique()) == list(range(8))
 

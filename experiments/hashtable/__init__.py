@@ -65,11 +65,11 @@ import pandas as pd
 
 from experiments.hashtable import kernels as K
 from experiments.hashtable.bench import (ABLATION, IMPLEMENTATIONS, PYTHON_IMPLS, Tables,
-                                         measure_size, n_keys, pinned, warm_up)
+                                         measure_size, n_keys, warm_up)
 from experiments.hashtable.c_reference import C_OPT_CHOICES, FAIR_C_OPT
 from redleaf_nb.experiments import Experiment, Param, ParamError
 from redleaf_nb.lowlevel.clock import cpu_model, tsc_hz
-from redleaf_nb.measure import summarize
+from redleaf_nb.measure import pinned, summarize
 
 
 def page_policy() -> str:

@@ -7,9 +7,7 @@ the values it got), or the run fails.
 from __future__ import annotations
 
 import math
-import os
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -145,21 +143,6 @@ def measure_size(tables: Tables, n: int, repeats: int, progress=None) -> dict:
         if progress is not None:
             progress.update(1)
     return out
-
-
-@contextmanager
-def pinned():
-    """Run on one CPU (as the paper does), then restore the process's CPU set."""
-    try:
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {max(before)})
-    except (AttributeError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 def warm_up(impls, c_opt: str, seconds: float = 0.2) -> None:
